@@ -1,0 +1,1 @@
+"""fraudkb crawler: fetch, decode, extract, tag and store Chinese anti-fraud notices."""

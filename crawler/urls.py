@@ -1,0 +1,66 @@
+"""URL normalisation: one spelling per page, so the frontier dedupes by URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url
+
+# Query parameters that identify a campaign or a share, never a different page.
+TRACKING_PARAMS = frozenset({
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id",
+    "spm", "from", "share_token", "sharer", "share_from", "isappinstalled", "scene",
+    "clicktime", "enterid", "fbclid", "gclid", "wfr", "_hsenc", "_hsmi",
+})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+IGNORED_SCHEMES = ("mailto:", "javascript:", "tel:", "sms:", "data:", "about:", "#")
+
+
+def normalize_url(url: str) -> str:
+    """Canonical form: lower-case scheme/host, IDN as punycode, no default port, no fragment,
+    no tracking parameters, sorted query, normalised percent-encoding and dot segments."""
+    canonical = canonicalize_url(url.strip(), keep_fragments=False)
+    parts = urlsplit(canonical)
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:  # IPv6 literal: hostname drops the brackets
+        host = f"[{host}]"
+    port = _port(parts)
+    netloc = host if port is None or DEFAULT_PORTS.get(parts.scheme) == port else f"{host}:{port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in TRACKING_PARAMS]
+    query = parts.query if len(kept) == len(pairs) else urlencode(kept)
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
+
+
+def _port(parts) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # a non-numeric or out-of-range port: treat as none
+        return None
+
+
+def resolve_link(base: str, href: str) -> str | None:
+    """Absolute normalised URL of `href` on page `base`, or None when it is not a web link."""
+    href = href.strip()
+    if not href or href.lower().startswith(IGNORED_SCHEMES):
+        return None
+    try:
+        absolute = urljoin(base, href)
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return None
+    if urlsplit(absolute).scheme not in ("http", "https"):
+        return None
+    try:
+        return normalize_url(absolute)
+    except ValueError:
+        return None
+
+
+def host_key(url: str) -> str:
+    """scheme://host:port — the unit of politeness and of robots.txt."""
+    parts = urlsplit(url)
+    port = _port(parts) or DEFAULT_PORTS.get(parts.scheme)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://[{host}]:{port}" if ":" in host else f"{parts.scheme}://{host}:{port}"

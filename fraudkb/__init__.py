@@ -1,0 +1,3 @@
+"""fraudkb command-line interface."""
+
+__version__ = "0.1.0"

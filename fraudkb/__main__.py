@@ -1,0 +1,3 @@
+from fraudkb.cli import main
+
+main()

@@ -1,0 +1,229 @@
+"""fraudkb command line: parse arguments, build config, call one library function, print.
+
+The only module that imports both `crawler` and `index`. Heavy libraries (trafilatura, httpx,
+whoosh, jieba) are imported inside the commands that need them, so `fraudkb tag` starts fast.
+Exit codes (SPEC): 0 ok, 1 failure, 2 bad usage or bad config file, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crawler.errors import ConfigError, FraudkbError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+logger = logging.getLogger("fraudkb")
+
+
+class _Context:
+    """Global options, shared by every command."""
+
+    def __init__(self, data: Path, categories: Path | None) -> None:
+        self.data = data
+        self.categories = categories
+
+    def tagger(self):
+        from crawler.tag import build_matcher
+        from crawler.taxonomy import default_categories_path, load_taxonomy
+
+        return build_matcher(load_taxonomy(self.categories or default_categories_path()))
+
+    def open_store(self, *, create: bool):
+        from crawler.store import CorpusStore
+
+        return CorpusStore(self.data, create=create)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data / "index"
+
+
+pass_context = click.make_pass_decorator(_Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              default=lambda: os.environ.get("FRAUDKB_DATA", "data"),
+              show_default="$FRAUDKB_DATA or ./data",
+              help="Data directory holding corpus.sqlite and index/.")
+@click.option("--categories", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Scam taxonomy file [default: $FRAUDKB_CATEGORIES or seeds/categories.toml].")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
+@click.version_option(package_name="fraudkb")
+@click.pass_context
+def cli(ctx: click.Context, data: Path, categories: Path | None, verbose: int) -> None:
+    """Crawl, tag, search and export Chinese anti-fraud notices (反诈预警, 防骗指南)."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    ctx.obj = _Context(Path(data), categories)
+
+
+# -- crawl ---------------------------------------------------------------------------------
+@cli.command()
+@click.option("--sources", "sources_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Sources file [default: seeds/sources.toml].")
+@click.option("--source", "source_names", multiple=True, metavar="NAME",
+              help="Crawl only this source (repeatable).")
+@click.option("--max-pages", type=click.IntRange(min=0), default=None,
+              help="Pages per source in this crawl (overrides sources.toml).")
+@pass_context
+def crawl(ctx: _Context, sources_file: Path | None, source_names: tuple[str, ...],
+          max_pages: int | None) -> int:
+    """Fetch new and changed pages, extract, tag, store, then update the index."""
+    from crawler.config import CrawlConfig, apply_overrides, load_sources
+
+    path = sources_file or _default_sources_path()
+    config = apply_overrides(CrawlConfig(sources=load_sources(path)),
+                             source_names=source_names, max_pages=max_pages)
+    return _run_crawl(ctx, config)
+
+
+def _default_sources_path() -> Path:
+    local = Path("seeds/sources.toml")
+    return local if local.exists() else Path(__file__).resolve().parents[1] / local
+
+
+def _run_crawl(ctx: _Context, config) -> int:
+    from crawler.pipeline import crawl as run_crawl
+
+    tagger = ctx.tagger()
+    with ctx.open_store(create=True) as store, _CrawlProgress() as progress:
+        stats = run_crawl(config, store, tagger, on_progress=progress.update)
+    _print_crawl_summary(stats)
+    if stats.interrupted:
+        click.echo("Interrupted: finished pages are saved; run the same crawl again to "
+                   "resume.", err=True)
+        return EXIT_INTERRUPTED
+    _update_index(ctx)
+    return 0
+
+
+def _update_index(ctx: _Context) -> None:
+    try:
+        from index.build import update_index
+    except ImportError:  # the index package is optional until it lands
+        return
+    with ctx.open_store(create=False) as store:
+        result = update_index(store, ctx.index_dir)
+    click.echo(f"index: {result.added} added, {result.updated} updated, "
+               f"{result.deleted} deleted in {result.seconds:.1f} s", err=True)
+
+
+class _CrawlProgress:
+    """A live status line on a terminal; a line every 10 s otherwise (logs, CI)."""
+
+    def __enter__(self) -> _CrawlProgress:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.status = self.console.status("crawling …") if self.console.is_terminal else None
+        if self.status is not None:
+            self.status.start()
+        self.last_line = time.monotonic()
+        return self
+
+    def update(self, stats) -> None:
+        line = (f"fetched {stats.fetched} · new {stats.new} · changed {stats.changed} · "
+                f"unchanged {stats.unchanged} · failed {stats.failed}")
+        if self.status is not None:
+            self.status.update(f"crawling … {line}")
+        elif time.monotonic() - self.last_line >= 10:
+            self.last_line = time.monotonic()
+            click.echo(f"progress: {line}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
+def _print_crawl_summary(stats) -> None:
+    state = "interrupted" if stats.interrupted else "finished"
+    resumed = " (resumed)" if stats.resumed else ""
+    click.echo(f"crawl {state}{resumed} in {stats.elapsed:.1f} s: fetched {stats.fetched}, "
+               f"new {stats.new}, changed {stats.changed}, unchanged {stats.unchanged}, "
+               f"failed {stats.failed}, skipped by robots {stats.robots}")
+    extra = {"duplicates": stats.duplicates, "list pages": stats.lists,
+             "out of scope": stats.out_of_scope, "too large": stats.too_large,
+             "not html": stats.not_html, "no content": stats.no_content}
+    click.echo("  " + ", ".join(f"{k} {v}" for k, v in extra.items()))
+
+
+# -- stats ---------------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_context
+def stats(ctx: _Context, as_json: bool) -> int:
+    """Documents by source, by category, by month; the last crawl."""
+    with ctx.open_store(create=False) as store:
+        report = store.stats()
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    click.echo(f"{report['articles']} articles from {report['pages']} fetched pages")
+    for title, key in (("by source", "by_source"), ("by category", "by_category"),
+                       ("by month", "by_month")):
+        click.echo(f"\n{title}:")
+        for name, count in report[key].items():
+            click.echo(f"  {name:<28} {count:>6}")
+    last = report["last_crawl"]
+    if last:
+        click.echo(f"\nlast crawl: {last['started_at']} ({last['state']})")
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------
+@cli.command()
+@pass_context
+def demo(ctx: _Context) -> int:
+    """Serve the bundled demo site on 127.0.0.1, crawl it, and search 兼职 客服."""
+    from crawler.config import CrawlConfig
+    from crawler.demo import demo_sources, serve_directory
+
+    with serve_directory() as base_url:
+        click.echo(f"demo site at {base_url}; crawling into {ctx.data}/", err=True)
+        code = _run_crawl(ctx, CrawlConfig(sources=demo_sources(base_url)))
+    if code:
+        return code
+    click.echo("")
+    return _demo_finish(ctx)
+
+
+def _demo_finish(ctx: _Context) -> int:
+    click.echo("$ fraudkb stats")
+    return click.get_current_context().invoke(stats)
+
+
+# -- entry point ---------------------------------------------------------------------------
+def main() -> None:
+    """Console script: run the CLI and map errors to SPEC exit codes (no tracebacks)."""
+    sys.exit(_run(cli.main, standalone_mode=False))
+
+
+def _run(func: Callable[..., Any], **kwargs: Any) -> int:
+    try:
+        result = func(**kwargs)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return EXIT_USAGE
+    except FraudkbError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return EXIT_FAILURE
+    return result if isinstance(result, int) else 0

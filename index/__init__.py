@@ -1,0 +1,1 @@
+"""fraudkb index: Whoosh + jieba index of the corpus, search and export."""

@@ -1,0 +1,127 @@
+import pytest
+
+from crawler.errors import CorpusBusyError, CorpusError
+from crawler.records import Article, Evidence, Tags
+from crawler.store import CorpusStore, FrontierEntry, PageRecord
+
+TAGS = Tags(categories=("brushing_rebate",), primary="brushing_rebate",
+            scores={"brushing_rebate": 2.5},
+            evidence={"brushing_rebate": (Evidence("刷单", 0, 2),)})
+
+
+def article(url="http://a.cn/t1.html", text="刷单返利是诈骗，先垫付后返佣金的兼职都是骗局。"):
+    return Article(url=url, title="警惕刷单", published="2024-03-15", text=text)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with CorpusStore(tmp_path) as corpus:
+        yield corpus
+
+
+def save(store, art=None, tags=TAGS):
+    with store.transaction():
+        return store.save_article(source="s", kind="police", article=art or article(), tags=tags)
+
+
+def test_article_is_new_then_unchanged_then_changed(store):
+    assert save(store)[0] == "new"
+    assert save(store)[0] == "unchanged"
+    assert save(store, article(text="刷单返利是诈骗。新的段落。"))[0] == "changed"
+    assert store.count_articles() == 1
+
+
+def test_same_text_under_another_url_is_a_duplicate_not_a_second_article(store):
+    first = save(store)
+    copy = article(url="http://b.cn/copy.html",
+                   text="刷单返利是诈骗，\n先垫付后返佣金的兼职都是骗局。 ")
+    assert save(store, copy) == ("duplicate", first[1])
+    assert store.count_articles() == 1
+
+
+def test_failed_transaction_leaves_nothing_half_written(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_article(source="s", kind="police", article=article(), tags=TAGS)
+        raise RuntimeError("killed mid-batch")
+    assert store.count_articles() == 0
+
+
+def test_change_sequence_drives_incremental_reads_and_tombstones(store):
+    _, doc_id = save(store)
+    seq = store.max_seq()
+    save(store, article(url="http://a.cn/t2.html", text="冒充公检法称涉嫌洗钱要求转入安全账户。"))
+    assert [a.url for a in store.articles_changed_since(seq)] == ["http://a.cn/t2.html"]
+    with store.transaction():
+        store.delete_article(doc_id)
+    assert store.deleted_since(seq) == [doc_id]
+
+
+def test_stored_article_round_trips_tags_and_evidence(store):
+    _, doc_id = save(store)
+    stored = store.get_article(doc_id)
+    assert stored.categories == ("brushing_rebate",)
+    assert stored.evidence == {"brushing_rebate": (Evidence("刷单", 0, 2),)}
+    assert stored.published == "2024-03-15" and stored.lang == "zh-Hans"
+
+
+def test_update_tags_reports_whether_labels_changed(store):
+    _, doc_id = save(store)
+    with store.transaction():
+        assert store.update_tags(doc_id, TAGS) is False
+        assert store.update_tags(doc_id, Tags()) is True
+    assert store.get_article(doc_id).categories == ()
+
+
+def test_interrupted_crawl_resumes_with_leased_urls_requeued(store):
+    run = store.begin_crawl(["s"])
+    with store.transaction():
+        store.enqueue([FrontierEntry(f"http://a.cn/{i}", "s", 0) for i in range(3)])
+        leased = store.lease(2)
+        store.mark_done(leased[0].url)
+    store.finish_crawl(run.id, "interrupted", {})
+    resumed = store.begin_crawl(["s"])
+    assert resumed.resumed and resumed.id == run.id
+    with store.transaction():
+        assert [e.url for e in store.lease(10)] == ["http://a.cn/1", "http://a.cn/2"]
+    assert store.done_counts() == {"s": 1}
+
+
+def test_finished_crawl_starts_a_fresh_frontier(store):
+    run = store.begin_crawl(["s"])
+    with store.transaction():
+        store.enqueue([FrontierEntry("http://a.cn/1", "s", 0)])
+    store.finish_crawl(run.id, "finished", {})
+    assert store.begin_crawl(["s"]).resumed is False
+    assert not store.is_in_frontier("http://a.cn/1")
+
+
+def test_enqueue_dedupes_by_url(store):
+    store.begin_crawl(["s"])
+    with store.transaction():
+        assert store.enqueue([FrontierEntry("http://a.cn/1", "s", 0)] * 3) == 1
+        assert store.enqueue([FrontierEntry("http://a.cn/1", "s", 1)]) == 0
+
+
+def test_page_record_keeps_validators_and_compressed_body(store):
+    body = "<html>兼职刷单</html>".encode()
+    with store.transaction():
+        store.record_page(PageRecord(url="http://a.cn/1", source="s", final_url="http://a.cn/1",
+                                     outcome="ok", status=200, etag='"v1"', body=body,
+                                     page_kind="article"))
+        store.record_page(PageRecord(url="http://a.cn/1", source="s", final_url="http://a.cn/1",
+                                     outcome="not_modified", status=304))
+    known = store.known_page("http://a.cn/1")
+    assert known.etag == '"v1"' and known.page_kind == "article"
+    assert store.page_body("http://a.cn/1") == body
+
+
+def test_second_crawler_on_one_data_directory_is_refused(tmp_path):
+    with CorpusStore(tmp_path) as first, CorpusStore(tmp_path) as second:
+        first.crawl_lock()
+        with pytest.raises(CorpusBusyError, match="another crawl"):
+            second.crawl_lock()
+
+
+def test_read_commands_on_missing_corpus_say_what_to_run(tmp_path):
+    with pytest.raises(CorpusError, match="fraudkb crawl"):
+        CorpusStore(tmp_path / "nothing", create=False)
