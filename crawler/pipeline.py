@@ -1,0 +1,399 @@
+"""crawl(config, store, tagger) -> CrawlStats: the one crawl loop.
+
+Shape: an asyncio scheduler hands URLs to fetch tasks, at most one request in flight per host
+and one every `delay` seconds (or robots Crawl-delay, whichever is longer) per host, many hosts
+at once. Each task fetches and then runs the CPU stage (`process_page`) in an executor. The
+scheduler alone touches the store: results are written in batched transactions together with
+their frontier state, so a kill loses at most the last batch, which is simply fetched again on
+resume. The frontier lives in SQLite: memory does not grow with the number of URLs seen.
+
+This loop is the per-URL error boundary: an unexpected exception while handling one URL is
+logged with the URL, counted as failed, and the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from crawler.config import CrawlConfig, SourceConfig
+from crawler.errors import CorpusError
+from crawler.fetch import Fetcher
+from crawler.process import process_page
+from crawler.records import CrawlStats, FetchOutcome, FetchResult, ProcessedPage
+from crawler.robots import RobotsCache
+from crawler.store import CorpusStore, FrontierEntry, KnownPage, PageRecord
+from crawler.tag import Tagger
+from crawler.urls import host_key, normalize_url
+
+logger = logging.getLogger(__name__)
+
+FLUSH_EVERY_RESULTS = 50        # results per write transaction ...
+FLUSH_EVERY_SECONDS = 1.0       # ... or at least this often
+LEASE_BATCH = 64                # URLs taken from the frontier per source at a time
+ProgressCallback = Callable[[CrawlStats], None]
+
+
+@dataclass(slots=True)
+class _HostSlot:
+    """Politeness state of one scheme://host:port."""
+
+    queue: collections.deque[FrontierEntry] = field(default_factory=collections.deque)
+    next_time: float = 0.0
+    busy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a fetch task hands back to the scheduler."""
+
+    entry: FrontierEntry
+    known: KnownPage | None
+    result: FetchResult
+    processed: ProcessedPage | None = None
+    error: str | None = None
+
+
+def crawl(config: CrawlConfig, store: CorpusStore, tagger: Tagger, *,
+          on_progress: ProgressCallback | None = None,
+          executor: concurrent.futures.Executor | None = None) -> CrawlStats:
+    """Crawl the configured sources into `store`. Ctrl-C (SIGINT) stops cleanly: finished
+    pages are kept, the rest stays queued, and the next crawl resumes; the returned stats
+    then have `interrupted=True`. Takes the store's crawl lock for its whole run."""
+    store.crawl_lock()
+    try:
+        runner = _Crawl(config, store, tagger, on_progress, executor)
+        return asyncio.run(runner.run())
+    finally:
+        store.release_crawl_lock()
+
+
+class _Crawl:
+    def __init__(self, config: CrawlConfig, store: CorpusStore, tagger: Tagger,
+                 on_progress: ProgressCallback | None,
+                 executor: concurrent.futures.Executor | None) -> None:
+        self.config = config
+        self.store = store
+        self.tagger = tagger
+        self.on_progress = on_progress
+        self.executor = executor
+        self.sources = {s.name: s for s in config.sources}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.done_per_source: collections.Counter[str] = collections.Counter()
+        self.leased_per_source: collections.Counter[str] = collections.Counter()
+        self.exhausted: set[str] = set()
+        self.hosts: dict[str, _HostSlot] = {}
+        self.pending_writes: list[_Outcome] = []
+        self.last_flush = time.monotonic()
+        self.started = time.monotonic()
+        self.stop = asyncio.Event()
+        self.resumed = False
+
+    def _page_budget(self, source: SourceConfig) -> int:
+        return self.config.max_pages if self.config.max_pages is not None else source.max_pages
+
+    # -- main loop -----------------------------------------------------------------------
+    async def run(self) -> CrawlStats:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, self._request_stop)
+        run = self.store.begin_crawl(self.sources)
+        self.resumed = run.resumed
+        if run.resumed:
+            self.done_per_source.update(self.store.done_counts())
+            logger.info("resuming crawl #%s", run.id)
+        else:
+            with self.store.transaction():
+                self.store.enqueue(FrontierEntry(normalize_url(u), s.name, 0)
+                                   for s in self.sources.values() for u in s.start_urls)
+        state = "failed"
+        try:
+            async with Fetcher(self.config.fetch) as fetcher:
+                robots = RobotsCache(fetcher, self.config.fetch.user_agent)
+                await self._schedule(fetcher, robots)
+            state = "interrupted" if self.stop.is_set() else "finished"
+        finally:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+            stats = self._close(run.id, state)
+        return stats
+
+    def _close(self, crawl_id: int, state: str) -> CrawlStats:
+        """Write what is finished, requeue the rest, record the run. On a failed crawl the
+        original error matters more than a second one while closing: log, don't mask."""
+        try:
+            self._flush()
+            self._release_queued()
+            stats = self._stats(interrupted=state != "finished")
+            self.store.finish_crawl(crawl_id, state, dataclasses.asdict(stats))
+        except Exception:
+            if state != "failed":
+                raise
+            logger.exception("while closing the failed crawl")
+            stats = self._stats(interrupted=True)
+        return stats
+
+    def _request_stop(self) -> None:
+        logger.warning("interrupted: finishing the current batch (Ctrl-C again to abort)")
+        self.stop.set()
+        # A second Ctrl-C falls through to Python's default handler (KeyboardInterrupt).
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+    async def _schedule(self, fetcher: Fetcher, robots: RobotsCache) -> None:
+        tasks: set[asyncio.Task[_Outcome]] = set()
+        try:
+            while not self.stop.is_set():
+                self._refill()
+                self._launch(tasks, fetcher, robots)
+                if not tasks and self.pending_writes:
+                    self._flush()  # idle: write now, the results' links are the next work
+                    continue
+                if not tasks and not self._has_queued():
+                    break
+                timeout = self._seconds_until_next_slot()
+                stopper = asyncio.ensure_future(self.stop.wait())
+                done, _ = await asyncio.wait({*tasks, stopper}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                for task in done - {stopper}:
+                    tasks.discard(task)
+                    self._handle(task.result())
+                if self.pending_writes and (
+                        len(self.pending_writes) >= FLUSH_EVERY_RESULTS
+                        or time.monotonic() - self.last_flush >= FLUSH_EVERY_SECONDS):
+                    self._flush()
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for task_result in results:
+                if isinstance(task_result, _Outcome):  # finished while we were stopping
+                    self._handle(task_result)
+
+    def _has_queued(self) -> bool:
+        return any(slot.queue for slot in self.hosts.values()) or bool(
+            set(self.sources) - self.exhausted)
+
+    def _seconds_until_next_slot(self) -> float:
+        now = time.monotonic()
+        waits = [slot.next_time - now for slot in self.hosts.values()
+                 if slot.queue and not slot.busy]
+        return max(0.005, min(waits)) if waits else 0.5
+
+    # -- frontier -> host queues ---------------------------------------------------------
+    def _refill(self) -> None:
+        """Lease more URLs for sources that have few waiting in memory."""
+        for name in self.sources:
+            if name in self.exhausted or self.leased_per_source[name] >= LEASE_BATCH // 2:
+                continue
+            with self.store.transaction():
+                entries = self.store.lease(LEASE_BATCH, [name])
+            if not entries:
+                self.exhausted.add(name)
+                continue
+            for entry in entries:
+                self.hosts.setdefault(host_key(entry.url), _HostSlot()).queue.append(entry)
+            self.leased_per_source[name] += len(entries)
+
+    def _launch(self, tasks: set[asyncio.Task[_Outcome]], fetcher: Fetcher,
+                robots: RobotsCache) -> None:
+        now = time.monotonic()
+        for key, slot in self.hosts.items():
+            if len(tasks) >= self.config.concurrency:
+                return
+            while slot.queue and not slot.busy and slot.next_time <= now:
+                entry = slot.queue.popleft()
+                self.leased_per_source[entry.source] -= 1
+                source = self.sources[entry.source]
+                if self.done_per_source[entry.source] >= self._page_budget(source):
+                    self._drop(entry)  # over this source's page budget
+                    continue
+                self.done_per_source[entry.source] += 1
+                slot.busy = True
+                tasks.add(asyncio.create_task(self._fetch(entry, key, fetcher, robots)))
+
+    def _drop(self, entry: FrontierEntry) -> None:
+        with self.store.transaction():
+            self.store.mark_done(entry.url)
+
+    def _release_queued(self) -> None:
+        urls = [e.url for slot in self.hosts.values() for e in slot.queue]
+        if urls:
+            with self.store.transaction():
+                self.store.release(urls)
+
+    # -- one URL -------------------------------------------------------------------------
+    async def _fetch(self, entry: FrontierEntry, key: str, fetcher: Fetcher,
+                     robots: RobotsCache) -> _Outcome:
+        slot = self.hosts[key]
+        source = self.sources[entry.source]
+        try:
+            if self.config.fetch.obey_robots and not await robots.is_allowed(entry.url):
+                return _Outcome(entry, None, FetchResult(entry.url, entry.url,
+                                                         FetchOutcome.ROBOTS))
+            delay = max(source.delay, robots.crawl_delay(entry.url) or 0.0)
+            slot.next_time = time.monotonic() + delay
+            known = self.store.known_page(entry.url)
+            conditional = known is not None and known.page_kind in ("article", "duplicate")
+            result = await fetcher.fetch(
+                entry.url, is_allowed=source.is_allowed,
+                etag=known.etag if conditional and known else None,
+                last_modified=known.last_modified if conditional and known else None)
+            if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
+                return _Outcome(entry, known, result)
+            processed = await asyncio.get_running_loop().run_in_executor(
+                self.executor, process_page, result, source, self.tagger,
+                self.config.min_article_chars)
+            return _Outcome(entry, known, result, processed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the per-URL error boundary
+            logger.warning("failed, %s: %s: %s", entry.url, type(exc).__name__, exc,
+                           exc_info=logger.isEnabledFor(logging.DEBUG))
+            return _Outcome(entry, None, FetchResult(entry.url, entry.url,
+                                                     FetchOutcome.NETWORK_ERROR),
+                            error=f"{type(exc).__name__}: {exc}")
+        finally:
+            slot.busy = False
+
+    @staticmethod
+    def _is_unchanged(known: KnownPage | None, result: FetchResult) -> bool:
+        """A known article whose raw body is byte-identical needs no re-processing."""
+        if known is None or known.page_kind not in ("article", "duplicate"):
+            return False
+        return known.body_hash is not None and known.body_hash == _sha1(result.body)
+
+    def _handle(self, outcome: _Outcome) -> None:
+        self.pending_writes.append(outcome)
+
+    # -- writing -------------------------------------------------------------------------
+    def _flush(self) -> None:
+        if not self.pending_writes:
+            return
+        batch, self.pending_writes = self.pending_writes, []
+        with self.store.transaction():
+            for outcome in batch:
+                try:
+                    self._write(outcome)
+                except Exception as exc:  # per-URL boundary for storage-side surprises
+                    if isinstance(exc, _FATAL_STORE_ERRORS):
+                        raise
+                    logger.warning("failed, %s: %s: %s", outcome.entry.url,
+                                   type(exc).__name__, exc)
+                    self.counts["failed"] += 1
+                self.store.mark_done(outcome.entry.url)
+        self.last_flush = time.monotonic()
+        if self.on_progress is not None:
+            self.on_progress(self._stats(interrupted=False))
+
+    def _write(self, outcome: _Outcome) -> None:
+        entry, result = outcome.entry, outcome.result
+        if result.status:
+            self.counts["fetched"] += 1
+        counter = _OUTCOME_COUNTER.get(result.outcome)
+        if outcome.error is not None:
+            self.counts["failed"] += 1
+            self._record(entry, result, error=outcome.error)
+            return
+        if counter is not None:
+            self.counts[counter] += 1
+            log = logger.info if counter == "failed" else logger.debug
+            log("%s, %s: %s", counter, entry.url, result.error or result.status)
+            self._record(entry, result, page_kind=None if counter == "failed" else "skipped")
+            return
+        if result.outcome is FetchOutcome.NOT_MODIFIED or outcome.processed is None:
+            self.counts["unchanged"] += 1
+            self._record(entry, result)
+            return
+        self._write_processed(entry, outcome.known, result, outcome.processed)
+
+    def _write_processed(self, entry: FrontierEntry, known: KnownPage | None,
+                         result: FetchResult, processed: ProcessedPage) -> None:
+        source = self.sources[entry.source]
+        kind, doc_id = "list", None
+        if processed.article is not None and processed.tags is not None:
+            status, doc_id = self.store.save_article(
+                source=source.name, kind=source.kind, article=processed.article,
+                tags=processed.tags)
+            if status == "unchanged" and known is None:
+                status = "duplicate"  # first fetch of a URL whose article we already hold
+            kind = "duplicate" if status == "duplicate" else "article"
+            self.counts[{"new": "new", "changed": "changed", "unchanged": "unchanged",
+                         "duplicate": "duplicates"}[status]] += 1
+        elif processed.is_article:
+            kind = "skipped"
+            self.counts["no_content"] += 1
+        else:
+            self.counts["lists"] += 1
+        self._record(entry, result, encoding=processed.encoding, page_kind=kind,
+                     article_id=doc_id)
+        self._enqueue_links(entry, source, processed, known_before=known is not None)
+
+    def _enqueue_links(self, entry: FrontierEntry, source: SourceConfig,
+                       processed: ProcessedPage, *, known_before: bool) -> None:
+        links = [link for link in processed.links.links if source.is_allowed(link.url)]
+        follow_pagination = not (known_before and self._only_known_articles(links))
+        new_entries = []
+        for link in links:
+            if link.is_pagination:
+                chain = entry.chain + 1
+                if not follow_pagination or chain > self.config.max_pagination:
+                    continue
+                new_entries.append(FrontierEntry(link.url, source.name, entry.depth, chain, True))
+            elif entry.depth + 1 <= source.max_depth:
+                new_entries.append(FrontierEntry(link.url, source.name, entry.depth + 1))
+        if new_entries and self.store.enqueue(new_entries):
+            self.exhausted.discard(source.name)
+
+    def _only_known_articles(self, links: Iterable) -> bool:
+        """True when every non-pager link of a list page is already a stored article page:
+        the incremental re-crawl stops paginating there."""
+        targets = [link.url for link in links if not link.is_pagination]
+        kinds = self.store.page_kinds(targets)
+        known_articles = sum(1 for kind in kinds.values() if kind in ("article", "duplicate"))
+        return known_articles > 0 and len(kinds) == len(set(targets))
+
+    def _record(self, entry: FrontierEntry, result: FetchResult, *, error: str | None = None,
+                encoding: str | None = None, page_kind: str | None = None,
+                article_id: str | None = None) -> None:
+        keep_body = result.outcome is FetchOutcome.OK
+        self.store.record_page(PageRecord(
+            url=entry.url, source=entry.source, final_url=result.final_url,
+            outcome=str(result.outcome), status=result.status, error=error or result.error,
+            etag=result.etag, last_modified=result.last_modified,
+            body=result.body if keep_body else None, content_type=result.content_type,
+            encoding=encoding, page_kind=page_kind, article_id=article_id))
+
+    def _stats(self, *, interrupted: bool) -> CrawlStats:
+        fields = {f.name for f in dataclasses.fields(CrawlStats)}
+        counts = {k: v for k, v in self.counts.items() if k in fields}
+        return CrawlStats(**counts, elapsed=round(time.monotonic() - self.started, 3),
+                          resumed=self.resumed, interrupted=interrupted)
+
+
+_OUTCOME_COUNTER = {
+    FetchOutcome.HTTP_ERROR: "failed",
+    FetchOutcome.NETWORK_ERROR: "failed",
+    FetchOutcome.REDIRECT_LOOP: "failed",
+    FetchOutcome.TOO_LARGE: "too_large",
+    FetchOutcome.OUT_OF_SCOPE: "out_of_scope",
+    FetchOutcome.ROBOTS: "robots",
+    FetchOutcome.NOT_HTML: "not_html",
+}
+
+# Storage failures (disk full, read-only directory) end the crawl instead of being counted.
+_FATAL_STORE_ERRORS = (CorpusError, sqlite3.Error, OSError)
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()

@@ -1,0 +1,89 @@
+"""The fraudkb command as a user runs it: exit codes and messages (SPEC)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from servers import ScriptedServer, page
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fraudkb(*args: str, cwd: Path = REPO, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fraudkb", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "error"})
+
+
+def test_bad_sources_file_exits_2_naming_file_line_source_and_problem(tmp_path):
+    bad = tmp_path / "sources.toml"
+    bad.write_text('[[source]]\nname = "city"\nstart_urls = ["http://a.cn/"]\n'
+                   "allow = ['(unclosed']\n", encoding="utf-8")
+    result = fraudkb("--data", str(tmp_path / "d"), "crawl", "--sources", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Error: {bad}:4: source 'city': bad regular expression")
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_source_name_exits_2_and_lists_known_ones(tmp_path):
+    result = fraudkb("--data", str(tmp_path), "crawl", "--source", "nope")
+    assert result.returncode == 2
+    assert "unknown source(s) nope; known: 64365, 66law" in result.stderr
+
+
+def test_stats_on_missing_data_directory_says_what_to_run_first(tmp_path):
+    result = fraudkb("--data", str(tmp_path / "none"), "stats")
+    assert result.returncode == 1
+    assert "no corpus here yet; run `fraudkb crawl` or `fraudkb demo` first" in result.stderr
+
+
+def test_help_lists_the_commands():
+    result = fraudkb("--help")
+    assert result.returncode == 0
+    for command in ("crawl", "stats", "demo"):
+        assert command in result.stdout
+
+
+NOTICE = ("<html><body><h1>刷单返利诈骗预警{n}</h1><div class='article'><p>发布时间：2024-03-15</p>"
+          "<p>第{n}起：骗子以兼职刷单为名，先返小额佣金，再以连单卡单为由要求受害人垫付资金，"
+          "随后拉黑失联。警方提示，凡是先垫付的刷单都是诈骗。</p></div></body></html>")
+
+
+def test_ctrl_c_prints_a_summary_exits_130_and_the_next_crawl_resumes(tmp_path):
+    hrefs = [f"/a{n}.html" for n in range(12)]
+    items = "".join(f"<a href='{h}'>通报{h}</a>" for h in hrefs)
+    routes = {"/list.htm": page(f"<html><body>{items}</body></html>".encode())}
+    routes.update({h: page(NOTICE.format(n=i).encode()) for i, h in enumerate(hrefs)})
+    with ScriptedServer(routes) as server:
+        sources = tmp_path / "sources.toml"
+        sources.write_text(f'[[source]]\nname = "slow"\nstart_urls = ["{server.url("/list.htm")}"]'
+                           "\narticle = ['/a\\d+\\.html$']\ndelay = 0.4\n", encoding="utf-8")
+        args = [sys.executable, "-m", "fraudkb", "--data", str(tmp_path / "d"), "crawl",
+                "--sources", str(sources)]
+        process = subprocess.Popen(args, cwd=REPO, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        _wait_for_hits(server, hrefs, at_least=3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert "crawl interrupted" in out and "Traceback" not in err
+        first_hits = sum(server.hits(h) for h in hrefs)
+        assert first_hits < len(hrefs)
+        resumed = fraudkb("--data", str(tmp_path / "d"), "crawl", "--sources", str(sources))
+        assert resumed.returncode == 0, resumed.stderr
+        assert "crawl finished (resumed)" in resumed.stdout
+        stats = fraudkb("--data", str(tmp_path / "d"), "stats", "--json")
+        assert '"articles": 12' in stats.stdout
+        assert all(server.hits(h) <= 2 for h in hrefs)
+
+
+def _wait_for_hits(server: ScriptedServer, paths: list[str], at_least: int) -> None:
+    deadline = time.monotonic() + 30
+    while sum(server.hits(p) for p in paths) < at_least:
+        assert time.monotonic() < deadline, "crawl never started"
+        time.sleep(0.05)

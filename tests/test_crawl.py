@@ -1,0 +1,238 @@
+"""The crawl pipeline end to end, against real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from crawler.config import CrawlConfig, FetchConfig, SourceConfig
+from crawler.demo import DEMO_SITE, demo_sources, serve_directory
+from crawler.pipeline import crawl
+from crawler.store import CorpusStore
+from crawler.tag import build_matcher
+from crawler.taxonomy import default_categories_path, load_taxonomy
+from servers import ScriptedServer, page, slow_headers
+
+FAST_FETCH = FetchConfig(connect_timeout=2, read_timeout=2, total_timeout=5, max_retries=0,
+                         backoff_base=0.01)
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    return build_matcher(load_taxonomy(default_categories_path()))
+
+
+def run(data: Path, tagger, sources, **options):
+    config = CrawlConfig(sources=tuple(sources), fetch=options.pop("fetch", FAST_FETCH),
+                         **options)
+    with CorpusStore(data) as store:
+        stats = crawl(config, store, tagger)
+        articles = list(store.iter_articles())
+        pages = {row: store.known_page(row) for row in _page_urls(store)}
+    return stats, articles, pages
+
+
+def _page_urls(store: CorpusStore) -> list[str]:
+    return [r[0] for r in store._db.execute("SELECT url FROM pages")]
+
+
+def source(base: str, *start: str, **options) -> SourceConfig:
+    options.setdefault("delay", 0.0)
+    options.setdefault("article", (re.compile(r"/a\d+\.html$"),))
+    return SourceConfig(name=options.pop("name", "site"), kind="police",
+                        start_urls=tuple(base + s for s in start), **options)
+
+
+def editable(bodies: dict[str, bytes]) -> dict:
+    """Routes serving whatever `bodies` holds at request time (tests edit the site)."""
+    return {path: (lambda handler, p=path: page(bodies[p])(handler)) for path in bodies}
+
+
+def article_html(title: str, body: str, links: str = "") -> bytes:
+    paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n"))
+    return (f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
+            f"<div class='article'><p>发布时间：2024-03-15</p>{paragraphs}</div>{links}"
+            "</body></html>").encode()
+
+
+def list_html(*hrefs: str, next_href: str | None = None) -> bytes:
+    items = "".join(f"<li><a href='{h}'>反诈预警 {h}</a><span>2024-03-15</span></li>"
+                    for h in hrefs)
+    pager = f"<a href='{next_href}'>下一页</a>" if next_href else ""
+    return f"<html><body><ul>{items}</ul>{pager}</body></html>".encode()
+
+
+NOTICE = ("近期我市发生多起刷单返利诈骗案件。骗子在社交平台发布兼职广告，声称动动手指就能赚佣金，"
+          "先让受害人做点赞关注等小任务并返还小额佣金，随后以连单、卡单为由要求垫付大额资金。\n"
+          "警方提示：凡是要求先垫付资金的刷单兼职都是诈骗，请勿轻信。")
+
+
+# -- the demo site -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_crawl(tmp_path_factory, tagger):
+    data = tmp_path_factory.mktemp("demo")
+    with serve_directory(DEMO_SITE) as base:
+        first = run(data, tagger, demo_sources(base))
+        second = run(data, tagger, demo_sources(base))
+    return base, first, second
+
+
+def test_demo_crawl_stores_every_notice_once(demo_crawl):
+    _, (stats, articles, _), _ = demo_crawl
+    urls = [a.url for a in articles]
+    assert len(urls) == len(set(urls)) >= 14
+    assert stats.new == len(articles)
+    assert stats.failed == 0
+    assert all(a.title and a.text for a in articles)
+
+
+def test_demo_crawl_follows_trs_script_pager_and_plain_pager(demo_crawl):
+    base, (_, _, pages), _ = demo_crawl
+    for path in ("/fzxc/index_1.html", "/fzxc/index_2.html", "/bwc/2052/list2.htm"):
+        assert pages[base + path].page_kind == "list", path
+
+
+def test_demo_gbk_page_is_decoded(demo_crawl):
+    _, (_, articles, _), _ = demo_crawl
+    gbk = [a for a in articles if "t20240520" in a.url]
+    assert gbk, "the GBK notice was not stored"
+    assert "\ufffd" not in gbk[0].text and re.search(r"[\u4e00-\u9fff]{20}", gbk[0].text)
+
+
+def test_demo_canonical_duplicate_is_stored_once(demo_crawl):
+    _, (stats, articles, _), _ = demo_crawl
+    assert stats.duplicates >= 1
+    assert not any("_print" in a.url for a in articles)
+
+
+def test_demo_robots_disallowed_page_is_skipped_and_counted(demo_crawl):
+    base, (stats, _, pages), _ = demo_crawl
+    assert stats.robots >= 1
+    assert pages[base + "/admin/login.html"].page_kind == "skipped"
+
+
+def test_second_crawl_of_unchanged_site_makes_no_new_documents(demo_crawl):
+    _, (first, articles, _), (second, articles_after, _) = demo_crawl
+    assert second.new == second.changed == 0 and second.unchanged > 0
+    assert len(articles_after) == len(articles)
+    # list pages holding only known articles end their pagination chain
+    assert second.lists < first.lists and second.fetched < first.fetched
+
+
+def test_articles_are_tagged_during_the_crawl(demo_crawl):
+    _, (_, articles, _), _ = demo_crawl
+    tagged = [a for a in articles if a.categories]
+    assert len(tagged) >= len(articles) * 0.8
+    assert {a.primary for a in tagged} >= {"brushing_rebate", "fake_customer_service"}
+
+
+# -- incremental refresh -------------------------------------------------------------------
+def test_second_crawl_stops_paginating_at_a_page_of_known_articles(tmp_path, tagger):
+    bodies = {"/list.htm": list_html("/a1.html", "/a2.html", next_href="/list2.htm"),
+              "/list2.htm": list_html("/a3.html", next_href="/list3.htm"),
+              "/list3.htm": list_html("/a4.html"),
+              "/a5.html": article_html("新案例", "第五起。" + NOTICE)}
+    for number in range(1, 5):
+        bodies[f"/a{number}.html"] = article_html(f"刷单诈骗案例{number}",
+                                                  f"第{number}起。" + NOTICE)
+    with ScriptedServer(editable(bodies)) as server:
+        src = source(server.url(""), "/list.htm")
+        first, _, _ = run(tmp_path, tagger, [src])
+        assert first.new == 4 and server.hits("/list3.htm") == 1
+        second, _, _ = run(tmp_path, tagger, [src])
+        assert second.new == 0 and second.unchanged == 2
+        assert server.hits("/list2.htm") == 1  # not fetched again
+        bodies["/list.htm"] = list_html("/a5.html", "/a1.html", next_href="/list2.htm")
+        third, _, _ = run(tmp_path, tagger, [src])
+        assert third.new == 1 and server.hits("/list2.htm") == 2
+
+
+def test_changed_article_is_counted_changed(tmp_path, tagger):
+    bodies = {"/list.htm": list_html("/a1.html"), "/a1.html": article_html("刷单诈骗", NOTICE)}
+    with ScriptedServer(editable(bodies)) as server:
+        src = source(server.url(""), "/list.htm")
+        run(tmp_path, tagger, [src])
+        bodies["/a1.html"] = article_html("刷单诈骗（更新）", NOTICE + "\n补充提醒。")
+        stats, articles, _ = run(tmp_path, tagger, [src])
+    assert stats.changed == 1 and articles[0].title.startswith("刷单诈骗（更新）")
+
+
+def test_known_article_is_fetched_conditionally_and_304_is_unchanged(tmp_path, tagger):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "list.htm").write_bytes(list_html("/a1.html"))
+    (site / "a1.html").write_bytes(article_html("刷单诈骗", NOTICE))
+    old = time.time() - 3600
+    os.utime(site / "a1.html", (old, old))
+    with serve_directory(site) as base:
+        src = source(base, "/list.htm")
+        run(tmp_path / "data", tagger, [src])
+        stats, _, pages = run(tmp_path / "data", tagger, [src])
+    assert stats.unchanged == 1 and stats.new == 0
+    assert pages[base + "/a1.html"].last_modified
+
+
+# -- traps ---------------------------------------------------------------------------------
+def test_calendar_style_infinite_links_are_bounded(tmp_path, tagger):
+    def calendar(handler):
+        day = int(re.search(r"d=(-?\d+)", handler.path).group(1)) if "d=" in handler.path else 0
+        body = (f"<html><body><a href='/cal?d={day + 1}'>后一天</a>"
+                f"<a href='/cal?d={day - 1}'>前一天</a></body></html>").encode()
+        page(body)(handler)
+
+    with ScriptedServer({"/cal": calendar}) as server:
+        src = source(server.url(""), "/cal", max_depth=3)
+        stats, _, pages = run(tmp_path, tagger, [src])
+    assert len(pages) == 8  # /cal and d=-3..3: depth bounds the walk
+    assert stats.lists == 8
+
+
+def test_endless_pager_is_bounded_by_max_pagination_and_max_pages(tmp_path, tagger):
+    def pager(handler):
+        number = int(re.search(r"list(\d+)", handler.path).group(1))
+        page(list_html(next_href=f"/list{number + 1}.htm"))(handler)
+
+    with ScriptedServer({f"/list{n}.htm": pager for n in range(1, 500)}) as server:
+        src = source(server.url(""), "/list1.htm", max_pages=200)
+        _, _, pages = run(tmp_path, tagger, [src], max_pagination=20)
+    assert len(pages) == 21
+
+
+def test_slow_page_times_out_without_stalling_the_crawl(tmp_path, tagger):
+    routes = {"/list.htm": page(list_html("/slow.html", "/a1.html", "/a2.html")),
+              "/slow.html": slow_headers(30),
+              "/a1.html": page(article_html("刷单诈骗一", "一。" + NOTICE)),
+              "/a2.html": page(article_html("刷单诈骗二", "二。" + NOTICE))}
+    fetch = FetchConfig(read_timeout=0.5, total_timeout=1, max_retries=0)
+    started = time.monotonic()
+    with ScriptedServer(routes) as server:
+        stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")],
+                                 fetch=fetch)
+    assert stats.failed == 1 and len(articles) == 2
+    assert time.monotonic() - started < 20  # generous: the slow page must not hold the crawl
+
+
+def test_redirect_out_of_scope_is_refused_and_counted(tmp_path, tagger):
+    with ScriptedServer({"/secret.html": page(b"<p>internal</p>")}) as other:
+        routes = {"/list.htm": page(list_html("/go.html")),
+                  "/go.html": page(b"", status=302,
+                                   headers=[("Location", other.url("/secret.html"))])}
+        with ScriptedServer(routes) as server:
+            base = server.url("")
+            src = source(base, "/list.htm", allow=(re.compile("^" + re.escape(base)),))
+            stats, _, _ = run(tmp_path, tagger, [src])
+        assert stats.out_of_scope == 1 and other.hits("/secret.html") == 0
+
+
+def test_max_pages_limits_each_source(tmp_path, tagger):
+    hrefs = [f"/a{n}.html" for n in range(10)]
+    routes = {"/list.htm": page(list_html(*hrefs))}
+    routes.update({h: page(article_html(f"案例{h}", h + NOTICE)) for h in hrefs})
+    with ScriptedServer(routes) as server:
+        stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")],
+                                 max_pages=4)
+    assert len(articles) == 3 and stats.lists == 1
