@@ -239,8 +239,7 @@ class _Crawl:
         source = self.sources[entry.source]
         try:
             if self.config.fetch.obey_robots and not await robots.is_allowed(entry.url):
-                return _Outcome(entry, None, FetchResult(entry.url, entry.url,
-                                                         FetchOutcome.ROBOTS))
+                return _Outcome(entry, None, _robots_refusal(entry.url, robots))
             delay = max(source.delay, robots.crawl_delay(entry.url) or 0.0)
             slot.next_time = time.monotonic() + delay
             known = self.store.known_page(entry.url)
@@ -393,6 +392,15 @@ _OUTCOME_COUNTER = {
 
 # Storage failures (disk full, read-only directory) end the crawl instead of being counted.
 _FATAL_STORE_ERRORS = (CorpusError, sqlite3.Error, OSError)
+
+
+def _robots_refusal(url: str, robots: RobotsCache) -> FetchResult:
+    """A disallowed URL; an unreachable robots.txt is a failure of the host, not a rule."""
+    reason = robots.unreachable_reason(url)
+    if reason is None:
+        return FetchResult(url, url, FetchOutcome.ROBOTS, error="disallowed by robots.txt")
+    return FetchResult(url, url, FetchOutcome.NETWORK_ERROR,
+                       error=f"robots.txt unreachable ({reason}): host skipped")
 
 
 def _sha1(data: bytes) -> str:

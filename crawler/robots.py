@@ -34,6 +34,7 @@ class RobotsCache:
         self._agent = product_token(user_agent)
         self._rules: dict[tuple[str, str, int], Protego] = {}
         self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+        self._unreachable: dict[tuple[str, str, int], str] = {}
 
     async def is_allowed(self, url: str) -> bool:
         """True when robots.txt of the URL's origin lets our user agent fetch it."""
@@ -44,6 +45,12 @@ class RobotsCache:
         """Crawl-delay (seconds) for the URL's origin, once is_allowed() has loaded it."""
         rules = self._rules.get(origin_key(url))
         return rules.crawl_delay(self._agent) if rules is not None else None
+
+    def unreachable_reason(self, url: str) -> str | None:
+        """Why the origin's robots.txt could not be read ("HTTP 503", "network error"), when
+        that is why is_allowed() said no; None otherwise. Lets the crawl count such URLs as
+        failed rather than as disallowed by the site."""
+        return self._unreachable.get(origin_key(url))
 
     async def _rules_for(self, url: str) -> Protego:
         """The cached rules of the URL's origin, fetching them at most once."""
@@ -56,21 +63,28 @@ class RobotsCache:
         async with self._locks.setdefault(key, asyncio.Lock()):
             rules = self._rules.get(key)
             if rules is None:
-                rules = await self._load(robots_url(url))
+                rules = await self._load(key, robots_url(url))
                 self._rules[key] = rules
         return rules
 
-    async def _load(self, url: str) -> Protego:
+    async def _load(self, key: tuple[str, str, int], url: str) -> Protego:
         """Fetch and parse one robots.txt, applying the failure policy."""
         status, text = await self._fetcher.fetch_robots(url)
+        if is_unreachable(status):
+            self._unreachable[key] = f"HTTP {status}" if status else "network error"
         return Protego.parse(rules_text(url, status, text))
+
+
+def is_unreachable(status: int) -> bool:
+    """RFC 9309 "unreachable": no response, 5xx, or (as Google treats it) 429."""
+    return status == 0 or status == 429 or status >= 500
 
 
 def rules_text(url: str, status: int, text: str) -> str:
     """The robots.txt text to obey for a fetch that ended with `status` (0: no response)."""
     if 200 <= status < 300:
         return text
-    if status == 0 or status == 429 or status >= 500:
+    if is_unreachable(status):
         logger.warning("robots.txt unreachable (%s), not crawling that host: %s",
                        status or "network error", url)
         return DISALLOW_ALL

@@ -236,3 +236,12 @@ def test_max_pages_limits_each_source(tmp_path, tagger):
         stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")],
                                  max_pages=4)
     assert len(articles) == 3 and stats.lists == 1
+
+
+def test_unreachable_robots_txt_counts_the_host_as_failed_not_disallowed(tmp_path, tagger):
+    routes = {"/robots.txt": page(b"busy", status=503), "/list.htm": page(list_html("/a1.html"))}
+    with ScriptedServer(routes) as server:
+        stats, _, pages = run(tmp_path, tagger, [source(server.url(""), "/list.htm")])
+        assert server.hits("/list.htm") == 0
+    assert stats.failed == 1 and stats.robots == 0
+    assert pages[server.url("/list.htm")].page_kind is None
