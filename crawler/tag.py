@@ -2,13 +2,18 @@
 
     text --normalize_with_origin--> normalised text (+ map back to the original)
          --one Aho-Corasick pass--> hits of every term of every category
-         --per category--> drop excluded/contained hits, score, compare to the threshold
+         --per category--> drop excluded and overlapped hits, score, compare to threshold
          --> Tags(categories, primary, scores, evidence with ORIGINAL offsets)
 
 Score of a category = (sum over distinct keywords of weight * (1 + repeat_gain * ln(hits))
-+ title_bonus * weight for keywords also in the title + combo weights - negative terms)
-/ length damping. The matcher is built once per taxonomy by build_matcher(); a Tagger is
-immutable and safe to share between threads.
++ title_bonus * weight for keywords also in the title + weights of the combos that fire
+- negative terms) / length damping. A category is tagged when its score reaches its
+threshold; primary is the best-scoring one, except that among categories within
+primary_margin of the best, the one the text names first wins (round-ups list their main
+type first). All knobs live in categories.toml (see its header).
+
+The matcher is built once per taxonomy by build_matcher(); a Tagger is immutable, safe to
+share between threads, and pickles by rebuilding from its taxonomy.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import ahocorasick_rs
+
 from crawler.records import Evidence, Tags
 from crawler.taxonomy import Category, Combo, Scoring, Taxonomy, Term
 from crawler.textnorm import normalize_with_origin
@@ -27,7 +34,7 @@ from crawler.textnorm import normalize_with_origin
 Hit = tuple[int, int, int]
 Finder = Callable[[str], Sequence[Hit]]
 
-_KEYWORD, _NEGATIVE, _EXCLUDE, _COMBO = range(4)
+_KEYWORD, _NEGATIVE, _EXCLUDE, _COMBO = range(4)      # also indexes into KindHits
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,7 @@ class _Role:
 # coordinates; tuples rather than records because a long notice has hundreds of them.
 RoleHit = tuple[_Role, int, int]
 Span = tuple[int, int, Term]
+KindHits = tuple[list[RoleHit], list[RoleHit], list[RoleHit], list[RoleHit]]
 
 
 class Tagger:
@@ -58,6 +66,10 @@ class Tagger:
         self._find = find               # normalised text -> (key index, start, end) hits
         self._roles = roles             # key index -> what that key means per category
 
+    def __reduce__(self) -> tuple[Callable[[Taxonomy], Tagger], tuple[Taxonomy]]:
+        # The automaton cannot be pickled; a worker process rebuilds it from the taxonomy.
+        return build_matcher, (self.taxonomy,)
+
     def tag(self, text: str, title: str = "") -> Tags:
         """Tag `text`; with a title, offsets index into `title + "\\n" + text` (see tag_text)."""
         combined = f"{title}\n{text}" if title else text
@@ -66,24 +78,25 @@ class Tagger:
         body_length = len(normalised) - title_end
         scoring = self.taxonomy.scoring
         scored = []
-        for index, hits in sorted(self._hits_by_category(normalised).items()):
+        for index, by_kind in sorted(self._hits_by_category(normalised).items()):
             category = self.taxonomy.categories[index]
-            score, spans = _score(category, hits, title_end, body_length, scoring)
+            score, spans = _score(category, by_kind, title_end, body_length, scoring)
             scored.append((category, score, spans))
         return _to_tags(scored, origin, scoring.primary_margin)
 
-    def _hits_by_category(self, normalised: str) -> dict[int, list[RoleHit]]:
-        """One automaton pass; fan each hit out to the categories whose term it is.
+    def _hits_by_category(self, normalised: str) -> dict[int, KindHits]:
+        """One automaton pass; fan each hit out to the categories whose term it is, by kind.
 
-        Categories without a keyword hit are left out: they cannot score above zero."""
-        found: dict[int, list[RoleHit]] = defaultdict(list)
-        with_keywords: set[int] = set()
+        Categories with only negative or exclude hits are left out: they cannot score."""
+        found: dict[int, KindHits] = {}
         for key_index, start, end in self._find(normalised):
             for role in self._roles[key_index]:
-                found[role.category].append((role, start, end))
-                if role.kind == _KEYWORD:
-                    with_keywords.add(role.category)
-        return {index: found[index] for index in with_keywords}
+                by_kind = found.get(role.category)
+                if by_kind is None:
+                    by_kind = found[role.category] = ([], [], [], [])
+                by_kind[role.kind].append((role, start, end))
+        return {c: by_kind for c, by_kind in found.items()
+                if by_kind[_KEYWORD] or by_kind[_COMBO]}
 
 
 def build_matcher(taxonomy: Taxonomy) -> Tagger:
@@ -143,67 +156,35 @@ def _category_roles(index: int, category: Category) -> list[_Role]:
 
 
 def _compile(keys: tuple[str, ...]) -> Finder:
-    """An overlapping-match finder over `keys`: ahocorasick-rs if installed, else pyahocorasick.
+    """An overlapping-match finder over `keys` (character offsets).
 
-    ahocorasick-rs (Rust) scans ~5x faster than pyahocorasick on Chinese text; both return
-    character offsets, so the rest of the tagger does not know which one it got.
+    ahocorasick-rs (Rust) scanned ~3x faster than pyahocorasick on Chinese text (104 vs
+    33 MB/s in benchmarks/bench_tag.py, same hits), so it is the one matcher we ship.
     """
-    try:
-        import ahocorasick_rs
-    except ImportError:
-        return _compile_pyahocorasick(keys)
     automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
     return lambda text: automaton.find_matches_as_indexes(text, overlapping=True)
 
 
-def _compile_pyahocorasick(keys: tuple[str, ...]) -> Finder:
-    import ahocorasick
-
-    automaton = ahocorasick.Automaton()
-    for index, key in enumerate(keys):
-        automaton.add_word(key, (index, len(key)))
-    automaton.make_automaton()
-
-    def find(text: str) -> list[Hit]:
-        return [(i, end + 1 - n, end + 1) for end, (i, n) in automaton.iter(text)]
-
-    return find
-
-
 # -- scoring -----------------------------------------------------------------------------------
 
-def _score(category: Category, hits: list[RoleHit], title_end: int, body_length: int,
+def _score(category: Category, by_kind: KindHits, title_end: int, body_length: int,
            scoring: Scoring) -> tuple[float, list[Span]]:
     """The category's score and the spans that earned it."""
-    keywords: list[RoleHit] = []
-    combos: list[RoleHit] = []
-    negatives: list[RoleHit] = []
-    excluded: list[tuple[int, int]] = []
-    for hit in hits:
-        kind = hit[0].kind
-        if kind == _KEYWORD:
-            keywords.append(hit)
-        elif kind == _COMBO:
-            combos.append(hit)
-        elif kind == _NEGATIVE:
-            negatives.append(hit)
-        else:
-            excluded.append((hit[1], hit[2]))
-    if excluded:
+    keywords, negatives, excludes, combos = by_kind
+    if excludes:
+        excluded = [(start, end) for _, start, end in excludes]
         keywords, combos, negatives = (_not_excluded(h, excluded)
                                        for h in (keywords, combos, negatives))
     spans = _outermost(keywords)
-    if not spans:
-        return 0.0, []
     total = _terms_score(spans, title_end, scoring.repeat_gain, scoring.title_bonus)
     if combos:
-        bonus, fired = _combos_score(category.combos, combos)
+        bonus, fired = _combos_score(category.combos, combos, spans)
         total += bonus
         spans += fired
     if negatives:
         negative_spans = [(s, e, r.term) for r, s, e in negatives]
         total -= _terms_score(negative_spans, title_end, scoring.repeat_gain, 0.0)
-    if total <= 0:
+    if total <= 0 or not spans:
         return 0.0, []
     return total / _length_damping(body_length, scoring), spans
 
@@ -230,29 +211,41 @@ def _outermost(hits: list[RoleHit]) -> list[Span]:
 def _terms_score(spans: list[Span], title_end: int, repeat_gain: float,
                  title_bonus: float) -> float:
     """Sum of weight * saturating count per distinct term, plus the title bonus."""
-    counts: dict[Term, int] = defaultdict(int)
-    in_title: set[Term] = set()
+    counts: dict[str, int] = defaultdict(int)       # keyed by the term's str: cheap hashing
+    weights: dict[str, float] = {}
+    in_title: set[str] = set()
     for start, _, term in spans:
-        counts[term] += 1
+        counts[term.key] += 1
+        weights[term.key] = term.weight
         if start < title_end:
-            in_title.add(term)
-    return sum(term.weight * (1 + repeat_gain * math.log(n) + title_bonus * (term in in_title))
-               for term, n in counts.items())
+            in_title.add(term.key)
+    return sum(weights[key] * (1 + repeat_gain * math.log(n) + title_bonus * (key in in_title))
+               for key, n in counts.items())
 
 
-def _combos_score(combos: tuple[Combo, ...], hits: list[RoleHit]) -> tuple[float, list[Span]]:
+def _combos_score(combos: tuple[Combo, ...], hits: list[RoleHit], keyword_spans: list[Span]
+                  ) -> tuple[float, list[Span]]:
     """Total weight of the combos that fire, and the spans that made them fire."""
     by_combo: dict[int, list[list[Span]]] = {}
     for role, start, end in hits:
-        groups = by_combo.setdefault(role.combo, [[] for _ in combos[role.combo].groups])
+        groups = by_combo.get(role.combo)
+        if groups is None:
+            groups = by_combo[role.combo] = [[] for _ in combos[role.combo].groups]
         groups[role.group].append((start, end, role.term))
     total, spans = 0.0, []
     for index, groups in by_combo.items():
         fired = _combo_spans(combos[index].window, groups)
-        if fired:
+        if fired and not _inside_one_keyword(fired, keyword_spans):
             total += combos[index].weight
             spans += fired
     return total, spans
+
+
+def _inside_one_keyword(fired: list[Span], keyword_spans: list[Span]) -> bool:
+    """True when one keyword hit already covers every span of a combo: 冒充 + 公检法 inside
+    the keyword 冒充公检法 are one phrase, counted once by the keyword."""
+    start, end = min(span[0] for span in fired), max(span[1] for span in fired)
+    return any(s <= start and end <= e for s, e, _ in keyword_spans)
 
 
 def _combo_spans(window: int, groups: list[list[Span]]) -> list[Span]:
@@ -290,7 +283,7 @@ def _to_tags(scored: list[tuple[Category, float, list[Span]]], origin: Sequence[
     if passing:
         # Near-ties for primary go to the type the text names first (see Scoring).
         contenders = [p for p in passing if p[1] >= primary_margin * passing[0][1]]
-        primary = min(contenders, key=lambda item: _first_start(item[2]))
+        primary = min(contenders, key=lambda item: _lead_position(item[0], item[2]))
         passing.remove(primary)
         passing.insert(0, primary)
     evidence = {c.id: _evidence(spans, origin) for c, _, spans in passing}
@@ -302,6 +295,14 @@ def _to_tags(scored: list[tuple[Category, float, list[Span]]], origin: Sequence[
 
 def _first_start(spans: list[Span]) -> int:
     return min(span[0] for span in spans)
+
+
+def _lead_position(category: Category, spans: list[Span]) -> int:
+    """Where the text names the category: its first decisive hit (a term weighing at least
+    the threshold, such as a type name), else its first hit of any weight. A weak 兼职 near
+    the top must not make "三防虚假招聘" look like the type a round-up leads with."""
+    decisive = [span[0] for span in spans if span[2].weight >= category.threshold]
+    return min(decisive) if decisive else _first_start(spans)
 
 
 def _evidence(spans: list[Span], origin: Sequence[int]) -> tuple[Evidence, ...]:

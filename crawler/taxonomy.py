@@ -75,7 +75,7 @@ class Scoring:
     length_reference: int = 800         # chars; a typical single-case notice is shorter
     length_damping: float = 0.4         # score /= 1 + damping * ln(len / reference)
     default_threshold: float = 3.0
-    primary_margin: float = 0.8         # near-best categories compete for primary by position
+    primary_margin: float = 0.7         # near-best categories compete for primary by position
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,13 @@ def parse_taxonomy(source: str, path: str | Path = "<string>") -> Taxonomy:
     return _Validator(source, str(path)).taxonomy(data)
 
 
+def _mentions_key(line: str, key: str) -> bool:
+    """Does this line define `key` (bare or quoted) or open a [category.key] table?"""
+    quoted = re.escape(key)
+    return bool(re.match(rf"""\s*(["']{quoted}["']|{quoted})\s*=""", line)
+                or re.match(rf"\s*\[+\s*category\.{quoted}\s*\]", line))
+
+
 class _Validator:
     """Turns parsed TOML into records; knows where each category starts for line numbers."""
 
@@ -144,9 +151,8 @@ class _Validator:
         else:
             return None
         if key is not None:
-            pattern = re.compile(r'\s*(\[+\s*(category\.)?)?["\']?' + re.escape(key) + r"\b")
             for number in range(first, last + 1):
-                if pattern.match(self.lines[number - 1]):
+                if _mentions_key(self.lines[number - 1], key):
                     return number
         return first if index is not None else None
 

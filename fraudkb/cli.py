@@ -183,6 +183,93 @@ def stats(ctx: _Context, as_json: bool) -> int:
     return 0
 
 
+# -- tagging -------------------------------------------------------------------------------
+@cli.command()
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--json", "as_json", is_flag=True, help="Print the SPEC JSON result.")
+@click.option("--jsonl", "as_jsonl", is_flag=True,
+              help="Input is JSON lines with a 'text' (and optional 'title') field; prints one "
+                   "JSON result per line, in order.")
+@pass_context
+def tag(ctx: _Context, source, as_json: bool, as_jsonl: bool) -> int:
+    """Tag a text (FILE or - for stdin) with the scam taxonomy, showing the evidence."""
+    tagger = ctx.tagger()
+    if as_jsonl:
+        return _tag_jsonl(tagger, source)
+    text = source.read()
+    tags = tagger.tag(text)
+    if as_json:
+        click.echo(json.dumps(_tags_json(tags), ensure_ascii=False))
+        return 0
+    _print_tags(tagger, text, tags)
+    return 0
+
+
+def _tag_jsonl(tagger, lines) -> int:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            text, title = record["text"], record.get("title") or ""
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise click.UsageError(f"line {number}: expected a JSON object with a 'text' "
+                                   "field") from None
+        click.echo(json.dumps(_tags_json(tagger.tag(text, title=title)), ensure_ascii=False))
+    return 0
+
+
+def _tags_json(tags) -> dict[str, Any]:
+    return {"categories": list(tags.categories), "primary": tags.primary,
+            "evidence": {cat: [{"term": e.term, "start": e.start, "end": e.end} for e in items]
+                         for cat, items in tags.evidence.items()},
+            "scores": {cat: round(score, 4) for cat, score in tags.scores.items()}}
+
+
+def _print_tags(tagger, text: str, tags) -> None:
+    from crawler.tag import render_evidence
+
+    names = {c.id: c.name for c in tagger.taxonomy.categories}
+    if not tags.categories:
+        click.echo("no scam category found")
+    for cat in tags.categories:
+        star = "*" if cat == tags.primary else " "
+        terms = "、".join(dict.fromkeys(e.term for e in tags.evidence.get(cat, ())))
+        click.echo(f"{star} {cat:<26} {names.get(cat, ''):<16} {tags.scores[cat]:6.2f}  {terms}")
+    if tags.categories:
+        color = sys.stdout.isatty()
+        marked = render_evidence(text, tags, mark=(lambda s: click.style(s, fg="red", bold=True))
+                                 if color else (lambda s: f"[{s}]"))
+        click.echo("\n" + marked.strip())
+
+
+@cli.command("eval-tags")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def eval_tags(ctx: _Context, path: Path) -> int:
+    """Score the tagger on JSON lines of {text, categories}: per-category P/R/F1, micro and
+    macro F1, primary accuracy."""
+    from crawler.evaluate import evaluate, format_report, load_eval_records
+
+    report = evaluate(load_eval_records(path), ctx.tagger())
+    click.echo(format_report(report))
+    return 0
+
+
+@cli.command()
+@pass_context
+def retag(ctx: _Context) -> int:
+    """Re-tag the whole corpus after categories.toml changed (no re-fetch)."""
+    from crawler.retag import retag_corpus
+
+    tagger = ctx.tagger()
+    with ctx.open_store(create=False) as store:
+        result = retag_corpus(store, tagger)
+    click.echo(f"re-tagged {result.documents} documents: {result.changed} changed labels")
+    _update_index(ctx)
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------------
 @cli.command()
 @pass_context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from crawler.textnorm import normalize_text
 from servers import ScriptedServer, page
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,3 +89,68 @@ def _wait_for_hits(server: ScriptedServer, paths: list[str], at_least: int) -> N
     while sum(server.hits(p) for p in paths) < at_least:
         assert time.monotonic() < deadline, "crawl never started"
         time.sleep(0.05)
+
+
+def fraudkb_input(stdin: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fraudkb", *args], cwd=REPO, text=True,
+                          input=stdin, capture_output=True, timeout=60)
+
+
+def test_tag_json_prints_the_spec_record_with_evidence_offsets_into_the_input():
+    text = "網店客服兼職：先墊付貨款刷單，完成任務後返還本金和佣金。"
+    result = fraudkb_input(text, "tag", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert set(record) == {"categories", "primary", "evidence", "scores"}
+    assert record["primary"] == "brushing_rebate"
+    for hits in record["evidence"].values():
+        for hit in hits:
+            assert normalize_text(text[hit["start"]:hit["end"]]) == hit["term"]
+
+
+def test_tag_jsonl_answers_one_line_per_input_line_in_order():
+    lines = [json.dumps({"text": t}, ensure_ascii=False) for t in
+             ("冒充公检法称你涉嫌洗钱，要求把钱转到安全账户。", "今天天气很好。")]
+    result = fraudkb_input("\n".join(lines) + "\n", "tag", "--jsonl")
+    assert result.returncode == 0, result.stderr
+    outputs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["primary"] for o in outputs] == ["impersonate_authority", None]
+
+
+def test_tag_human_output_marks_the_evidence_when_not_a_tty():
+    result = fraudkb_input("裸聊后对方以不雅视频敲诈勒索。", "tag")
+    assert result.returncode == 0
+    assert "sextortion" in result.stdout and "[裸聊]" in result.stdout
+
+
+def test_eval_tags_reports_per_category_scores_and_summary():
+    result = fraudkb("eval-tags", "tests/data/tag_dev.jsonl")
+    assert result.returncode == 0, result.stderr
+    for label in ("precision", "recall", "macro F1", "micro F1", "primary accuracy",
+                  "brushing_rebate"):
+        assert label in result.stdout
+
+
+def test_eval_tags_on_a_bad_line_exits_2_naming_file_and_line(tmp_path):
+    bad = tmp_path / "dev.jsonl"
+    bad.write_text('{"text": "刷单", "categories": ["brushing_rebate"]}\n{oops\n', encoding="utf-8")
+    result = fraudkb("eval-tags", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:2" in result.stderr
+
+
+def test_retag_reports_how_many_documents_changed_labels(tmp_path):
+    from crawler.records import Article, Tags
+    from crawler.store import CorpusStore
+
+    texts = {"http://a.cn/1.html": "兼职刷单先垫付，返利佣金都是诈骗。",
+             "http://a.cn/2.html": "本校图书馆周末照常开放。"}
+    with CorpusStore(tmp_path) as store, store.transaction():
+        for url, text in texts.items():
+            store.save_article(source="s", kind="campus", tags=Tags(),
+                               article=Article(url=url, title="通知", published=None, text=text))
+    first = fraudkb("--data", str(tmp_path), "retag")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("re-tagged 2 documents: 1 changed labels")
+    again = fraudkb("--data", str(tmp_path), "retag")
+    assert again.stdout.startswith("re-tagged 2 documents: 0 changed labels")
