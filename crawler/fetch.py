@@ -24,7 +24,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -39,6 +39,8 @@ from crawler.errors import FetchError
 from crawler.records import FetchOutcome, FetchResult
 
 logger = logging.getLogger(__name__)
+
+RobotsCheck = Callable[[str], Awaitable[bool]]
 
 HTML_MEDIA_TYPES = frozenset({"", "text/html", "application/xhtml+xml", "text/plain"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -201,8 +203,12 @@ class Fetcher:
         await self._client.aclose()
 
     async def fetch(self, url: str, *, is_allowed: Callable[[str], bool],
-                    etag: str | None = None, last_modified: str | None = None) -> FetchResult:
-        """Fetch one page, following in-scope redirects. Never raises for per-URL problems."""
+                    etag: str | None = None, last_modified: str | None = None,
+                    robots_allows: RobotsCheck | None = None) -> FetchResult:
+        """Fetch one page, following in-scope redirects. Never raises for per-URL problems.
+
+        `robots_allows`, when given, is asked about every redirect target before it is
+        requested (the caller checks the first URL itself); a refusal ends in ROBOTS."""
         started = time.monotonic()
         headers = {}
         if etag:
@@ -210,7 +216,8 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         policy = _Policy(self._config.max_body_bytes, is_page=True)
-        result = await self._follow(url, is_allowed, headers, self._config.max_redirects, policy)
+        result = await self._follow(url, is_allowed, headers, self._config.max_redirects, policy,
+                                    robots_allows)
         if result.outcome is FetchOutcome.NOT_MODIFIED:
             # A 304 may omit the validators; the ones we sent are still the current ones.
             result = replace(result, etag=result.etag or etag,
@@ -236,7 +243,7 @@ class Fetcher:
 
     async def _follow(self, url: str, is_allowed: Callable[[str], bool],
                       headers: dict[str, str], max_redirects: int,
-                      policy: _Policy) -> FetchResult:
+                      policy: _Policy, robots_allows: RobotsCheck | None = None) -> FetchResult:
         """Request `url`, following redirects ourselves so each hop is scope-checked."""
         refusal = _refusal(url, is_allowed)
         if refusal:
@@ -248,6 +255,8 @@ class Fetcher:
                 return _result(url, current, tuple(hops), reply)
             target = urldefrag(urljoin(current, reply.location or "")).url
             stop = _redirect_stop(target, is_allowed, seen, len(hops), max_redirects)
+            if stop is None and robots_allows is not None and not await robots_allows(target):
+                stop = FetchOutcome.ROBOTS, f"redirect to {target} disallowed by robots.txt"
             if stop:
                 return FetchResult(url, current, stop[0], status=reply.status,
                                    redirects=tuple(hops), error=stop[1])

@@ -247,7 +247,8 @@ class _Crawl:
             result = await fetcher.fetch(
                 entry.url, is_allowed=source.is_allowed,
                 etag=known.etag if conditional and known else None,
-                last_modified=known.last_modified if conditional and known else None)
+                last_modified=known.last_modified if conditional and known else None,
+                robots_allows=robots.is_allowed if self.config.fetch.obey_robots else None)
             if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
                 return _Outcome(entry, known, result)
             processed = await asyncio.get_running_loop().run_in_executor(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
@@ -13,13 +14,16 @@ TRACKING_PARAMS = frozenset({
     "clicktime", "enterid", "fbclid", "gclid", "wfr", "_hsenc", "_hsmi",
 })
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Java servlet session ids in the path (JCMS and other gov CMSs): one page, many spellings.
+SESSION_IN_PATH = re.compile(r";jsessionid=[^/?#]*", re.IGNORECASE)
 IGNORED_SCHEMES = ("mailto:", "javascript:", "tel:", "sms:", "data:", "about:", "#")
 
 
 def normalize_url(url: str) -> str:
     """Canonical form: lower-case scheme/host, IDN as punycode, no default port, no fragment,
-    no tracking parameters, sorted query, normalised percent-encoding and dot segments."""
-    canonical = canonicalize_url(url.strip(), keep_fragments=False)
+    no tracking parameters or session ids, sorted query, normalised percent-encoding and dot
+    segments."""
+    canonical = canonicalize_url(SESSION_IN_PATH.sub("", url.strip()), keep_fragments=False)
     parts = urlsplit(canonical)
     host = (parts.hostname or "").rstrip(".")
     if ":" in host:  # IPv6 literal: hostname drops the brackets

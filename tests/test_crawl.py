@@ -245,3 +245,14 @@ def test_unreachable_robots_txt_counts_the_host_as_failed_not_disallowed(tmp_pat
         assert server.hits("/list.htm") == 0
     assert stats.failed == 1 and stats.robots == 0
     assert pages[server.url("/list.htm")].page_kind is None
+
+
+def test_redirect_to_a_robots_disallowed_path_is_not_followed(tmp_path, tagger):
+    routes = {"/robots.txt": page(b"User-agent: *\nDisallow: /private/\n", "text/plain"),
+              "/list.htm": page(list_html("/a1.html")),
+              "/a1.html": page(b"", status=301, headers=[("Location", "/private/a1.html")]),
+              "/private/a1.html": page(article_html("内部", NOTICE))}
+    with ScriptedServer(routes) as server:
+        stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")])
+        assert server.hits("/private/a1.html") == 0
+    assert stats.robots == 1 and not articles

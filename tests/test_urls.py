@@ -31,3 +31,8 @@ def test_resolve_link_survives_malformed_hosts():
 def test_host_key_includes_scheme_and_port():
     assert host_key("https://a.cn/x") == "https://a.cn:443"
     assert host_key("http://127.0.0.1:8000/x") == "http://127.0.0.1:8000"
+
+
+def test_normalize_strips_servlet_session_ids():
+    assert normalize_url("http://a.gov.cn/art/2024/3/15/art_1_2.html;jsessionid=AB12CD?x=1") == (
+        "http://a.gov.cn/art/2024/3/15/art_1_2.html?x=1")
