@@ -79,6 +79,7 @@ class CrawlConfig:
     concurrency: int = 8                # requests in flight across all hosts
     max_pagination: int = 100           # list pages followed in one pagination chain
     min_article_chars: int = 40         # shorter extracted bodies are not articles
+    workers: int = 1                    # processes for decode/extract/tag; 1 = in-process
 
 
 _SOURCE_KEYS = {f.name for f in dataclasses.fields(SourceConfig)}

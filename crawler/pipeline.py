@@ -35,6 +35,7 @@ from crawler.robots import RobotsCache
 from crawler.store import CorpusStore, FrontierEntry, KnownPage, PageRecord
 from crawler.tag import Tagger
 from crawler.urls import host_key, normalize_url
+from crawler.workers import process_in_worker, start_pool
 
 logger = logging.getLogger(__name__)
 
@@ -65,28 +66,33 @@ class _Outcome:
 
 
 def crawl(config: CrawlConfig, store: CorpusStore, tagger: Tagger, *,
-          on_progress: ProgressCallback | None = None,
-          executor: concurrent.futures.Executor | None = None) -> CrawlStats:
+          on_progress: ProgressCallback | None = None) -> CrawlStats:
     """Crawl the configured sources into `store`. Ctrl-C (SIGINT) stops cleanly: finished
     pages are kept, the rest stays queued, and the next crawl resumes; the returned stats
-    then have `interrupted=True`. Takes the store's crawl lock for its whole run."""
+    then have `interrupted=True`. Takes the store's crawl lock for its whole run.
+
+    With `config.workers > 1` the CPU stage runs in that many worker processes; with 1 it
+    runs in a thread of this process (cheaper to start, for small crawls and tests)."""
     store.crawl_lock()
+    pool = start_pool(tagger.taxonomy, config.workers) if config.workers > 1 else None
     try:
-        runner = _Crawl(config, store, tagger, on_progress, executor)
+        runner = _Crawl(config, store, tagger, on_progress, pool)
         return asyncio.run(runner.run())
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         store.release_crawl_lock()
 
 
 class _Crawl:
     def __init__(self, config: CrawlConfig, store: CorpusStore, tagger: Tagger,
                  on_progress: ProgressCallback | None,
-                 executor: concurrent.futures.Executor | None) -> None:
+                 pool: concurrent.futures.ProcessPoolExecutor | None) -> None:
         self.config = config
         self.store = store
         self.tagger = tagger
         self.on_progress = on_progress
-        self.executor = executor
+        self.pool = pool
         self.sources = {s.name: s for s in config.sources}
         self.counts: collections.Counter[str] = collections.Counter()
         self.done_per_source: collections.Counter[str] = collections.Counter()
@@ -251,12 +257,17 @@ class _Crawl:
                 robots_allows=robots.is_allowed if self.config.fetch.obey_robots else None)
             if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
                 return _Outcome(entry, known, result)
-            processed = await asyncio.get_running_loop().run_in_executor(
-                self.executor, process_page, result, source, self.tagger,
-                self.config.min_article_chars)
+            loop = asyncio.get_running_loop()
+            if self.pool is not None:
+                processed = await loop.run_in_executor(
+                    self.pool, process_in_worker, result, source, self.config.min_article_chars)
+            else:
+                processed = await loop.run_in_executor(
+                    None, process_page, result, source, self.tagger,
+                    self.config.min_article_chars)
             return _Outcome(entry, known, result, processed)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, concurrent.futures.BrokenExecutor):
+            raise  # a dead worker pool fails every URL: end the crawl, don't count them
         except Exception as exc:  # the per-URL error boundary
             logger.warning("failed, %s: %s: %s", entry.url, type(exc).__name__, exc,
                            exc_info=logger.isEnabledFor(logging.DEBUG))

@@ -78,14 +78,16 @@ def cli(ctx: click.Context, data: Path, categories: Path | None, verbose: int) -
               help="Crawl only this source (repeatable).")
 @click.option("--max-pages", type=click.IntRange(min=0), default=None,
               help="Pages per source in this crawl (overrides sources.toml).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes for extraction and tagging; use the core count for big crawls.")
 @pass_context
 def crawl(ctx: _Context, sources_file: Path | None, source_names: tuple[str, ...],
-          max_pages: int | None) -> int:
+          max_pages: int | None, workers: int) -> int:
     """Fetch new and changed pages, extract, tag, store, then update the index."""
     from crawler.config import CrawlConfig, apply_overrides, load_sources
 
     path = sources_file or _default_sources_path()
-    config = apply_overrides(CrawlConfig(sources=load_sources(path)),
+    config = apply_overrides(CrawlConfig(sources=load_sources(path), workers=workers),
                              source_names=source_names, max_pages=max_pages)
     return _run_crawl(ctx, config)
 

@@ -256,3 +256,12 @@ def test_redirect_to_a_robots_disallowed_path_is_not_followed(tmp_path, tagger):
         stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")])
         assert server.hits("/private/a1.html") == 0
     assert stats.robots == 1 and not articles
+
+
+def test_worker_processes_store_the_same_articles_as_in_process(tmp_path, tagger):
+    with serve_directory(DEMO_SITE) as base:
+        _, in_process, _ = run(tmp_path / "one", tagger, demo_sources(base))
+        stats, pooled, _ = run(tmp_path / "two", tagger, demo_sources(base), workers=2)
+    assert stats.failed == 0
+    assert {(a.url, a.text, a.categories) for a in pooled} == {
+        (a.url, a.text, a.categories) for a in in_process}
