@@ -113,10 +113,8 @@ def _run_crawl(ctx: _Context, config) -> int:
 
 
 def _update_index(ctx: _Context) -> None:
-    try:
-        from index.build import update_index
-    except ImportError:  # the index package is optional until it lands
-        return
+    from index.build import update_index
+
     with ctx.open_store(create=False) as store:
         result = update_index(store, ctx.index_dir)
     click.echo(f"index: {result.added} added, {result.updated} updated, "
@@ -182,6 +180,98 @@ def stats(ctx: _Context, as_json: bool) -> int:
     last = report["last_crawl"]
     if last:
         click.echo(f"\nlast crawl: {last['started_at']} ({last['state']})")
+    return 0
+
+
+# -- search --------------------------------------------------------------------------------
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("terms", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--category", "categories", multiple=True, metavar="ID",
+              help="Only notices tagged with this category (repeatable; any of them).")
+@click.option("--source", default=None, metavar="NAME", help="Only notices from this source.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only notices published on or after YYYY-MM-DD.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of results.")
+@click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance",
+              show_default=True, help="Rank by relevance (BM25F, title boosted) or newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of hits.")
+@pass_context
+def search(ctx: _Context, terms: tuple[str, ...], categories: tuple[str, ...],
+           source: str | None, since, limit: int, sort: str, as_json: bool) -> int:
+    """Search the knowledge base. Terms are ANDed; OR, -term and "phrase" work, as separate
+    arguments or as one quoted query. Traditional and simplified forms find each other."""
+    from index.search import search as run_search
+
+    _check_categories(categories)
+    if not (ctx.data / "corpus.sqlite").exists():
+        ctx.open_store(create=False)  # raises the "run fraudkb crawl first" error
+    result = run_search(ctx.index_dir, list(terms), categories=categories, source=source,
+                        since=since.date() if since else None, limit=limit, sort=sort)
+    if as_json:
+        click.echo(json.dumps([_hit_json(hit) for hit in result.hits], ensure_ascii=False,
+                              indent=2))
+        return 0
+    _print_hits(result)
+    return 0
+
+
+def _check_categories(categories: tuple[str, ...]) -> None:
+    from crawler.taxonomy import KNOWN_CATEGORY_IDS
+
+    unknown = [c for c in categories if c not in KNOWN_CATEGORY_IDS]
+    if unknown:
+        raise click.BadParameter(f"unknown category {', '.join(unknown)}; valid ids: "
+                                 f"{', '.join(KNOWN_CATEGORY_IDS)}", param_hint="--category")
+
+
+def _hit_json(hit) -> dict[str, Any]:
+    return {"url": hit.url, "title": hit.title, "published": hit.published,
+            "source": hit.source, "kind": hit.kind, "categories": list(hit.categories),
+            "score": round(hit.score, 4), "snippet": hit.snippet, "id": hit.id}
+
+
+def _print_hits(result) -> None:
+    color = sys.stdout.isatty()
+    if not result.hits:
+        click.echo(f"no notices match {result.query_used}")
+        return
+    noun = "notice matches" if result.total == 1 else "notices match"
+    click.echo(f"{result.total} {noun} {result.query_used}\n")
+    for rank, hit in enumerate(result.hits, start=1):
+        title = click.style(hit.title, bold=True) if color else hit.title
+        click.echo(f"{rank}. {title}")
+        click.echo(f"   {hit.published or 'date unknown'} · {hit.source} · "
+                   f"{', '.join(hit.categories) or 'no category'}")
+        click.echo(f"   {hit.url}")
+        click.echo(f"   {_marked_snippet(hit, color)}\n")
+    facets = ", ".join(f"{cat} {n}" for cat, n in result.facets.items())
+    if facets:
+        click.echo(f"by category: {facets}")
+
+
+def _marked_snippet(hit, color: bool) -> str:
+    """The snippet with hits in bold red on a terminal, in [brackets] otherwise."""
+    if not color:
+        return hit.snippet
+    pieces, position = [], 0
+    for start, end in hit.snippet_spans:
+        pieces.append(hit.snippet[position:start])
+        pieces.append(click.style(hit.snippet[start + 1:end - 1], fg="red", bold=True))
+        position = end
+    pieces.append(hit.snippet[position:])
+    return "".join(pieces)
+
+
+@cli.command()
+@pass_context
+def reindex(ctx: _Context) -> int:
+    """Rebuild the search index from the corpus (searches keep working meanwhile)."""
+    from index.build import rebuild_index
+
+    with ctx.open_store(create=False) as store:
+        result = rebuild_index(store, ctx.index_dir)
+    click.echo(f"index rebuilt: {result.added} documents in {result.seconds:.1f} s")
     return 0
 
 
@@ -290,8 +380,8 @@ def demo(ctx: _Context) -> int:
 
 
 def _demo_finish(ctx: _Context) -> int:
-    click.echo("$ fraudkb stats")
-    return click.get_current_context().invoke(stats)
+    click.echo("$ fraudkb search 兼职 客服")
+    return click.get_current_context().invoke(search, terms=("兼职", "客服"))
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -154,3 +154,30 @@ def test_retag_reports_how_many_documents_changed_labels(tmp_path):
     assert first.stdout.startswith("re-tagged 2 documents: 1 changed labels")
     again = fraudkb("--data", str(tmp_path), "retag")
     assert again.stdout.startswith("re-tagged 2 documents: 0 changed labels")
+
+
+def test_demo_crawls_the_bundled_site_and_searches_jianzhi_kefu(tmp_path):
+    result = fraudkb("--data", str(tmp_path / "d"), "demo")
+    assert result.returncode == 0, result.stderr
+    assert "crawl finished" in result.stdout and "failed 0" in result.stdout
+    assert "$ fraudkb search 兼职 客服" in result.stdout
+    assert "notices match 兼职 客服" in result.stdout
+    assert "[兼职]" in result.stdout and "[客服]" in result.stdout
+    # the corpus and index it leaves behind answer further searches
+    excluded = fraudkb("--data", str(tmp_path / "d"), "search", "兼职", "-客服", "--json")
+    assert excluded.returncode == 0, excluded.stderr
+    hits = json.loads(excluded.stdout)
+    assert hits and all("客服" not in h["snippet"] for h in hits)
+    for key in ("url", "title", "published", "source", "categories", "score", "snippet"):
+        assert key in hits[0]
+    junk = fraudkb("--data", str(tmp_path / "d"), "search", "兼职:客服 (AND", '"', "OR", "-")
+    assert junk.returncode == 0 and "Traceback" not in junk.stderr
+    unknown = fraudkb("--data", str(tmp_path / "d"), "search", "兼职", "--category", "phishing")
+    assert unknown.returncode == 2
+    assert "unknown category phishing; valid ids: brushing_rebate" in unknown.stderr
+
+
+def test_search_without_a_corpus_says_what_to_run_first(tmp_path):
+    result = fraudkb("--data", str(tmp_path / "none"), "search", "兼职")
+    assert result.returncode == 1
+    assert "no corpus here yet; run `fraudkb crawl` or `fraudkb demo` first" in result.stderr
