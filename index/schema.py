@@ -24,7 +24,7 @@ from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
 from index.analysis import JiebaTokenizer
 
 INDEX_VERSION = 1
-ANALYZER_NAME = "jieba-precise-nohmm+subwords/textnorm"
+ANALYZER_NAME = "rjieba-precise-nohmm+subwords/textnorm"
 # A title word counts about as much as three body words: a notice titled 杀猪盘 should beat
 # one that mentions it in passing. A chosen default, not calibrated on judged queries.
 TITLE_BOOST = 3.0
