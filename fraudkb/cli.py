@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from crawler.errors import ConfigError, FraudkbError
+from index.errors import ExportError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -142,6 +143,29 @@ class _CrawlProgress:
         elif time.monotonic() - self.last_line >= 10:
             self.last_line = time.monotonic()
             click.echo(f"progress: {line}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
+class _Status:
+    """A live status line on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, text: str) -> None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        self.status = console.status(text) if console.is_terminal else None
+
+    def __enter__(self) -> _Status:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def update(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
 
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
@@ -275,6 +299,60 @@ def reindex(ctx: _Context) -> int:
     return 0
 
 
+# -- export --------------------------------------------------------------------------------
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]),
+              default="jsonl", show_default=True, help="File format (same rows and columns).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output file (a folder with --split-files); '-' or none: stdout. A dataset "
+                   "card README.md is written beside a file.")
+@click.option("--unit", type=click.Choice(["doc", "paragraph"]), default="doc",
+              show_default=True, help="One record per document, or per paragraph.")
+@click.option("--no-dedup", is_flag=True, help="Keep every near-duplicate (with its dup_group).")
+@click.option("--threshold", type=click.FloatRange(0.1, 1.0), default=0.7, show_default=True,
+              help="Near-duplicate Jaccard threshold (MinHash over 3-character shingles).")
+@click.option("--split", "split", default="80/10/10", show_default=True,
+              help="Shares of train/dev/test.")
+@click.option("--split-by", type=click.Choice(["hash", "time"]), default="hash",
+              show_default=True, help="hash: stable, stratified by primary category; time: "
+                                      "newest documents in test.")
+@click.option("--split-files", is_flag=True, help="One file per split in the --out folder.")
+@click.option("--category", "categories", multiple=True, metavar="ID",
+              help="Only documents with this category (repeatable).")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only documents from this source (repeatable).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only documents published on or after YYYY-MM-DD.")
+@click.option("--min-chars", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Only documents with at least this many characters of text.")
+@pass_context
+def export(ctx: _Context, fmt: str, out: Path | None, unit: str, no_dedup: bool,
+           threshold: float, split: str, split_by: str, split_files: bool,
+           categories: tuple[str, ...], sources: tuple[str, ...], since, min_chars: int) -> int:
+    """Export the tagged corpus as training data, with near-duplicate groups and leak-free
+    train/dev/test splits."""
+    from index.export import ExportOptions, export_corpus, parse_split_ratios
+
+    _check_categories(categories)
+    options = ExportOptions(
+        format=fmt, unit=unit, dedup=not no_dedup, threshold=threshold,
+        split_ratios=parse_split_ratios(split), split_by=split_by, categories=categories,
+        sources=sources, since=since.date().isoformat() if since else None,
+        min_chars=min_chars, split_files=split_files)
+    tagger = ctx.tagger()
+    with ctx.open_store(create=False) as store, _Status("exporting") as status:
+        summary = export_corpus(store, options, out, tagger=tagger,
+                                taxonomy_version=tagger.taxonomy.version,
+                                on_progress=lambda p: status.update(
+                                    f"exporting … {p.stage} {p.done}/{p.total}"))
+    splits = ", ".join(f"{name} {count}" for name, count in summary.splits.items())
+    click.echo(f"exported {summary.rows} rows from {summary.documents} documents "
+               f"({summary.duplicates_removed} duplicates removed; {splits}) in "
+               f"{summary.seconds:.1f} s" + (f"; card: {summary.card}" if summary.card else ""),
+               err=True)
+    return 0
+
+
 # -- tagging -------------------------------------------------------------------------------
 @cli.command()
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
@@ -399,7 +477,7 @@ def _run(func: Callable[..., Any], **kwargs: Any) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except ConfigError as exc:
+    except (ConfigError, ExportError) as exc:
         click.echo(f"Error: {exc}", err=True)
         return EXIT_USAGE
     except FraudkbError as exc:

@@ -5,6 +5,7 @@
         ├── IndexMissingError    no index yet, or it holds no documents
         ├── IndexStaleError      built by another fraudkb version: rebuild it
         └── IndexBusyError       another process holds the index writer lock
+    └── ExportError              an export cannot be written as asked (the CLI exits 2)
 
 Not called IndexError: never shadow builtins.
 """

@@ -181,3 +181,22 @@ def test_search_without_a_corpus_says_what_to_run_first(tmp_path):
     result = fraudkb("--data", str(tmp_path / "none"), "search", "兼职")
     assert result.returncode == 1
     assert "no corpus here yet; run `fraudkb crawl` or `fraudkb demo` first" in result.stderr
+
+
+def test_export_never_overwrites_a_readme_it_did_not_write(tmp_path):
+    data = tmp_path / "d"
+    assert fraudkb("--data", str(data), "demo").returncode == 0
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "README.md").write_text("# my notes\n", encoding="utf-8")
+    result = fraudkb("--data", str(data), "export", "--out", str(folder / "train.jsonl"))
+    assert result.returncode == 2
+    assert "README.md" in result.stderr and "Traceback" not in result.stderr
+    assert (folder / "README.md").read_text(encoding="utf-8") == "# my notes\n"
+    assert not (folder / "train.jsonl").exists()
+    streamed = fraudkb("--data", str(data), "export", "--format", "jsonl")
+    assert streamed.returncode == 0
+    rows = [json.loads(line) for line in streamed.stdout.splitlines()]
+    assert rows and list(rows[0]) == ["id", "url", "title", "published", "source", "kind",
+                                      "text", "categories", "primary", "evidence", "lang",
+                                      "content_hash", "dup_group", "split"]
