@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.corpus import CATEGORIES, SOURCES, WordSampler  # noqa: E402
 from crawler.records import Article, Evidence, Tags  # noqa: E402
 from crawler.store import CorpusStore  # noqa: E402
 from index.analysis import load_user_terms  # noqa: E402
@@ -43,42 +44,11 @@ from index.export import ExportOptions, ExportProgress, export_corpus  # noqa: E
 
 DOC_CHARS = 1500
 PARAGRAPH_CHARS = 250
-CATEGORIES = ("brushing_rebate", "fake_investment", "fake_loan", "fake_customer_service",
-              "impersonate_authority", "fake_credit", "game_trading", "romance_scam",
-              "impersonate_acquaintance", "fake_shopping", "online_gambling", "sextortion",
-              "money_mule", "fake_job")
-SOURCES = ("police-bj", "police-sh", "campus-pku", "gov-mps", "news-xinhua")
-PUNCTUATION = "，，，。。、；！？"
 HEADERS = ("【转发扩散】市反诈中心发布紧急预警，请相互转告！", "转自：平安{n}微信公众号",
            "【重要提醒】以下案例请广大师生务必阅读。")
 FOOTERS = ("（来源：{n}区公安分局，责任编辑：张明）",
            "本文转载自网络，如有侵权请联系删除。编辑：{n}",
            "欢迎关注{n}反诈中心公众号，获取更多防骗知识。")
-
-
-class WordSampler:
-    """Dictionary words by frequency, with the fraud terms mixed in (1 word in 40)."""
-
-    def __init__(self, rng: random.Random) -> None:
-        import jieba
-
-        words, weights = [], []
-        for line in (Path(jieba.__file__).parent / "dict.txt").read_text("utf-8").splitlines():
-            word, freq, *_ = line.split(" ")
-            words.append(word)
-            weights.append(int(freq))
-        total, cumulative = 0, []
-        for weight in weights:
-            total += weight
-            cumulative.append(total)
-        self.rng, self.words, self.cum = rng, words, cumulative
-        self.fraud = sorted(load_user_terms())
-
-    def sentence(self) -> str:
-        picked = self.rng.choices(self.words, cum_weights=self.cum, k=self.rng.randint(4, 12))
-        words = [self.rng.choice(self.fraud) if self.rng.random() < 0.025 else w
-                 for w in picked]
-        return "".join(words) + self.rng.choice(PUNCTUATION)
 
 
 def _original(sampler: WordSampler, rng: random.Random) -> list[str]:
@@ -116,7 +86,7 @@ def _date(rng: random.Random, after: str | None = None) -> str | None:
 def generate(data: Path, count: int, seed: int, repost_share: float) -> dict[str, str]:
     """Fill a corpus at `data` in one transaction; returns {repost url: original url}."""
     rng = random.Random(seed)
-    sampler = WordSampler(rng)
+    sampler = WordSampler(rng, sorted(load_user_terms()))
     originals: list[tuple[str, list[str], str | None]] = []
     planted: dict[str, str] = {}
     with CorpusStore(data) as store, store.transaction():

@@ -25,13 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.corpus import CATEGORIES, SOURCES, WordSampler  # noqa: E402
 from crawler.records import Article, Tags  # noqa: E402
 from crawler.store import CorpusStore  # noqa: E402
 from index.analysis import iter_words, load_user_terms  # noqa: E402
@@ -41,12 +42,6 @@ from index.search import SearchSession  # noqa: E402
 
 DOC_CHARS = 1500
 QUERY_COUNT = 200
-CATEGORIES = ("brushing_rebate", "fake_investment", "fake_loan", "fake_customer_service",
-              "impersonate_authority", "fake_credit", "game_trading", "romance_scam",
-              "impersonate_acquaintance", "fake_shopping", "online_gambling", "sextortion",
-              "money_mule", "fake_job")
-SOURCES = ("police-bj", "police-sh", "campus-pku", "gov-mps", "news-xinhua")
-PUNCTUATION = "，，，。。、；！？"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,37 +67,6 @@ def percentiles(samples: Sequence[float]) -> Latency:
 
 
 # -- corpus --------------------------------------------------------------------------------
-class WordSampler:
-    """Dictionary words by frequency, with the fraud terms mixed in (1 word in 40)."""
-
-    def __init__(self, rng: random.Random, fraud_terms: Sequence[str]) -> None:
-        words, weights = [], []
-        dict_file = _jieba_dict_path()
-        for line in dict_file.read_text(encoding="utf-8").splitlines():
-            word, freq, *_ = line.split(" ")
-            words.append(word)
-            weights.append(int(freq))
-        self.rng, self.words, self.fraud = rng, words, list(fraud_terms)
-        self.cum = list(_accumulate(weights))
-
-    def words_for(self, count: int) -> list[str]:
-        picked = self.rng.choices(self.words, cum_weights=self.cum, k=count)
-        return [self.rng.choice(self.fraud) if self.rng.random() < 0.025 else w for w in picked]
-
-
-def _jieba_dict_path() -> Path:
-    import jieba
-
-    return Path(jieba.__file__).parent / "dict.txt"
-
-
-def _accumulate(values: Sequence[int]) -> Iterator[int]:
-    total = 0
-    for value in values:
-        total += value
-        yield total
-
-
 def generate_corpus(count: int, seed: int) -> list[Doc]:
     """`count` deterministic documents of ~DOC_CHARS characters."""
     rng = random.Random(seed)
@@ -112,7 +76,7 @@ def generate_corpus(count: int, seed: int) -> list[Doc]:
         parts: list[str] = []
         length = 0
         while length < DOC_CHARS:
-            sentence = "".join(sampler.words_for(rng.randint(4, 12))) + rng.choice(PUNCTUATION)
+            sentence = sampler.sentence()
             parts.append(sentence)
             length += len(sentence)
         published = None if rng.random() < 0.05 else (
