@@ -9,13 +9,20 @@ Both sides run in the same process on the same generated notices (deterministic 
   normalise + `re.finditer` per notice (the baseline skips scoring, which favours it).
 Cold start: a fresh interpreter that imports the tagger, loads the taxonomy and tags once
 (the work `fraudkb tag` does before printing); `fraudkb tag` must start in < 0.5 s.
+
+Throughputs are CPU time (time.process_time), best of --repeat runs, the two sides of each
+ratio run alternately: on a shared machine wall time swung the end-to-end ratio between 7x
+and 10x from one run to the next, CPU time by a few percent. --clock wall measures wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -76,16 +83,21 @@ def regex_for(taxonomy: Taxonomy) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True)))
 
 
-def throughput(work: Callable[[], object], megabytes: float, repeat: int = 3) -> float:
-    """Best-of-`repeat` MB/s of `work` over `megabytes` of input."""
-    best = min(_timed(work) for _ in range(repeat))
-    return megabytes / best
+def throughputs(works: tuple[Callable[[], object], ...], megabytes: float, repeat: int,
+                clock: Callable[[], float]) -> list[float]:
+    """Best-of-`repeat` MB/s of each of `works` over `megabytes` of input, run alternately
+    so that a busy spell of the machine hits every side alike."""
+    best = [math.inf] * len(works)
+    for _ in range(repeat):
+        for index, work in enumerate(works):
+            best[index] = min(best[index], _timed(work, clock))
+    return [megabytes / seconds for seconds in best]
 
 
-def _timed(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _timed(work: Callable[[], object], clock: Callable[[], float]) -> float:
+    start = clock()
     work()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def cold_start_seconds(runs: int = 5) -> tuple[float, bool]:
@@ -112,6 +124,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=4.0, help="input size in MB (UTF-8)")
     parser.add_argument("--seed", type=int, default=20251126, help="generator seed")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per side; best counts")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time.process_time (default) or time.perf_counter")
+    parser.add_argument("--out", type=Path, default=None, help="also write a JSON report here")
     args = parser.parse_args()
 
     taxonomy = load_taxonomy(ROOT / "seeds" / "categories.toml")
@@ -122,22 +138,34 @@ def main() -> None:
     normalised = [normalize_with_origin(n)[0] for n in notices]
     find = tagger._find  # the bench compares the matcher itself, so it may look inside
 
-    match_ac = throughput(lambda: [find(n) for n in normalised], megabytes)
-    match_re = throughput(lambda: [list(pattern.finditer(n)) for n in normalised], megabytes)
-    full_ac = throughput(lambda: [tagger.tag(n) for n in notices], megabytes)
-    full_re = throughput(
-        lambda: [list(pattern.finditer(normalize_with_origin(n)[0])) for n in notices],
-        megabytes)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    match_ac, match_re = throughputs(
+        (lambda: [find(n) for n in normalised],
+         lambda: [list(pattern.finditer(n)) for n in normalised]), megabytes, args.repeat, clock)
+    full_ac, full_re = throughputs(
+        (lambda: [tagger.tag(n) for n in notices],
+         lambda: [list(pattern.finditer(normalize_with_origin(n)[0])) for n in notices]),
+        megabytes, args.repeat, clock)
     cold, light = cold_start_seconds()
 
     print(f"input: {len(notices)} notices, {megabytes:.2f} MB, "
-          f"{len(pattern.pattern.split('|'))} terms, matcher ahocorasick-rs")
+          f"{len(pattern.pattern.split('|'))} terms, matcher ahocorasick-rs, "
+          f"{args.clock} time, best of {args.repeat}")
     print(f"matcher only   automaton {match_ac:8.1f} MB/s   re {match_re:6.1f} MB/s   "
           f"ratio {match_ac / match_re:5.1f}x")
     print(f"end to end     tag()     {full_ac:8.1f} MB/s   re {full_re:6.1f} MB/s   "
           f"ratio {full_ac / full_re:5.1f}x")
     print(f"cold start (import + load taxonomy + tag once): {cold:.3f} s "
           f"({'no' if light else 'HEAVY'} jieba/trafilatura/whoosh/httpx imports)")
+    if args.out:
+        report = {"megabytes": round(megabytes, 2), "clock": args.clock, "repeat": args.repeat,
+                  "matcher_mb_per_s": round(match_ac, 1), "matcher_regex_mb_per_s":
+                  round(match_re, 1), "tag_mb_per_s": round(full_ac, 1),
+                  "regex_mb_per_s": round(full_re, 1), "cold_start_s": round(cold, 3),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                       / 1024, 1)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

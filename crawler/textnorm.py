@@ -24,6 +24,7 @@ import opencc
 # Only ASCII is lower-cased: str.lower() can change lengths (İ -> i̇) and break offsets.
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ASCII_UPPER_RUN = re.compile("[A-Z]+")
+_ASCII_CAPITALS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ASTRAL_CHAR = re.compile("[\U00010000-\U0010ffff]")
 
 # Code point ranges scanned for NFKC-unstable characters: the BMP, and the astral blocks
@@ -57,26 +58,31 @@ def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
 
 def normalize_with_origin(text: str) -> tuple[str, Sequence[int]]:
     """Like normalize_with_offsets, but origin is a cheap range() when the mapping is 1:1."""
-    nfkc, origin = _nfkc_with_origin(text)
+    nfkc, origin, has_upper = _nfkc_with_origin(text)
     simplified = _simplify_same_length(nfkc)
-    if _ASCII_UPPER_RUN.search(simplified):
+    if has_upper:                       # t2s never makes or removes ASCII letters
         simplified = _ASCII_UPPER_RUN.sub(lambda m: m.group().lower(), simplified)
     return simplified, origin
 
 
-def _nfkc_with_origin(text: str) -> tuple[str, Sequence[int]]:
-    """Per-character NFKC with an origin map; identity origin when no length changes."""
-    unstable = set(_nfkc_unstable_re(_BMP_SCAN_RANGES).findall(text))
+def _nfkc_with_origin(text: str) -> tuple[str, Sequence[int], bool]:
+    """Per-character NFKC with an origin map; identity origin when no length changes. Also
+    says whether the result holds an ASCII capital: the one scan that finds the characters
+    NFKC changes finds A-Z too, so lower-casing needs no scan of its own."""
+    found = set(_nfkc_scan_re(_BMP_SCAN_RANGES).findall(text))
     if _ASTRAL_CHAR.search(text):
-        unstable.update(_nfkc_unstable_re(_ASTRAL_SCAN_RANGES).findall(text))
+        found.update(_nfkc_scan_re(_ASTRAL_SCAN_RANGES).findall(text))
+    unstable = found - _ASCII_CAPITALS
+    has_upper = len(unstable) != len(found) or any(
+        not _ASCII_CAPITALS.isdisjoint(_nfkc_char(c)) for c in unstable)
     if not unstable:
-        return text, range(len(text))
+        return text, range(len(text)), has_upper
     growing = {c for c in unstable if len(_nfkc_char(c)) != 1}
     for char in unstable - growing:
         text = text.replace(char, _nfkc_char(char))     # 1:1, so offsets are unchanged
     if not growing:
-        return text, range(len(text))
-    return _expand_with_origin(text, growing)
+        return text, range(len(text)), has_upper
+    return (*_expand_with_origin(text, growing), has_upper)
 
 
 def _expand_with_origin(text: str, growing: set[str]) -> tuple[str, list[int]]:
@@ -116,11 +122,12 @@ def _nfkc_char(char: str) -> str:
 
 
 @functools.cache
-def _nfkc_unstable_re(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
-    # Built once on first use (~30 ms), so importing this module stays cheap.
+def _nfkc_scan_re(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+    """The characters of `ranges` that NFKC changes, plus ASCII A-Z (see _nfkc_with_origin).
+    Built once on first use (~30 ms), so importing this module stays cheap."""
     codes = [c for lo, hi in ranges for c in range(lo, hi)
              if not unicodedata.is_normalized("NFKC", chr(c))]
-    return re.compile(_char_class(codes))
+    return re.compile(_char_class(sorted({*codes, *map(ord, _ASCII_CAPITALS)})))
 
 
 @functools.cache

@@ -20,6 +20,8 @@ from crawler.textnorm import normalize_text, normalize_with_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_SET = ROOT / "tests" / "data" / "tag_dev.jsonl"
+HOLDOUT_SET = ROOT / "tests" / "data" / "tag_holdout.jsonl"
+BLIND_SET = ROOT / "tests" / "data" / "tag_blind2.jsonl"
 
 # Reached on tests/data/tag_dev.jsonl (398 records) when this gate was written: macro-F1
 # 0.978, micro-F1 0.977, primary accuracy 0.965. The floors sit a little below, so a taxonomy
@@ -29,6 +31,19 @@ DEV_SET = ROOT / "tests" / "data" / "tag_dev.jsonl"
 MACRO_F1_FLOOR = 0.96
 MICRO_F1_FLOOR = 0.96
 PRIMARY_ACCURACY_FLOOR = 0.94
+
+# tests/data/tag_holdout.jsonl (168 texts in other registers: victims' posts, SMS lures,
+# 警情通报, 判决书, bank and campus notices, Q&A; 18 % traditional, 14 % negatives). Scored
+# blind before the second tuning round: macro-F1 0.749, micro-F1 0.765, primary 0.637. The
+# second round (wider per-type vocabulary and co-occurrence rules) reached macro-F1 0.957,
+# micro-F1 0.959, primary 0.940 on it, and dev rose to 0.982 / 0.982 / 0.977. The set was
+# then tuned on, so the honest estimate is tag_blind2.jsonl, scored once afterwards and
+# never tuned on: macro-F1 0.808, micro-F1 0.826, primary 0.792 (the tagger before the
+# round scored 0.703 / 0.727 / 0.681 there). No floor is pinned on blind2: it must stay a
+# measurement, not a target.
+HOLDOUT_MACRO_F1_FLOOR = 0.93
+HOLDOUT_MICRO_F1_FLOOR = 0.93
+HOLDOUT_PRIMARY_ACCURACY_FLOOR = 0.91
 
 SMALL = """\
 version = 1
@@ -129,6 +144,17 @@ def test_combo_terms_only_count_together(small: Tagger):
 def test_combo_groups_must_fall_within_the_window(small: Tagger):
     far = "派单" + "。" * 40 + "垫付"
     assert small.tag(far).categories == ()
+
+
+def test_combo_partner_is_the_hit_nearest_the_anchor_ties_to_the_earlier(small: Tagger):
+    nearer_after = "充值。。派单。充值"               # 充值 4 before 派单, the other 3 after
+    tags = small.tag(nearer_after)
+    assert [(e.term, e.start) for e in tags.evidence["brushing_rebate"]] == [("派单", 4),
+                                                                               ("充值", 7)]
+    tie = "充值。派单。充值"                          # both 充值 are 3 away: the first wins
+    tags = small.tag(tie)
+    assert [(e.term, e.start) for e in tags.evidence["brushing_rebate"]] == [("充值", 0),
+                                                                               ("派单", 3)]
 
 
 def test_exclude_context_voids_the_hits_inside_it(tagger: Tagger, small: Tagger):
@@ -341,3 +367,34 @@ def test_dev_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
     assert report.macro_f1 >= MACRO_F1_FLOOR, format_report(report)
     assert report.micro_f1 >= MICRO_F1_FLOOR, format_report(report)
     assert report.primary_accuracy >= PRIMARY_ACCURACY_FLOOR, format_report(report)
+
+
+@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET], ids=["holdout", "blind2"])
+def test_fresh_eval_sets_are_varied_and_cover_every_category(tagger: Tagger, path: Path):
+    records = load_eval_records(path)
+    assert len(records) >= (140 if path == HOLDOUT_SET else 60)
+    assert len({text for text, _ in records}) == len(records)
+    counts = {c.id: 0 for c in tagger.taxonomy.categories}
+    for _, gold in records:
+        for category in gold:
+            counts[category] += 1
+    assert min(counts.values()) >= (8 if path == HOLDOUT_SET else 4)
+    assert sum(1 for _, gold in records if not gold) >= 0.12 * len(records)
+    assert sum(1 for _, gold in records if len(gold) > 1) >= 0.05 * len(records)
+    to_simplified = opencc.OpenCC("t2s")
+    traditional = sum(1 for text, _ in records if to_simplified.convert(text) != text)
+    assert traditional >= 0.12 * len(records)
+
+
+def test_fresh_eval_sets_share_no_text_with_the_dev_set():
+    dev = {text for text, _ in load_eval_records(DEV_SET)}
+    holdout = {text for text, _ in load_eval_records(HOLDOUT_SET)}
+    blind = {text for text, _ in load_eval_records(BLIND_SET)}
+    assert not (dev & holdout) and not (dev & blind) and not (holdout & blind)
+
+
+def test_holdout_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
+    report = evaluate(load_eval_records(HOLDOUT_SET), tagger)
+    assert report.macro_f1 >= HOLDOUT_MACRO_F1_FLOOR, format_report(report)
+    assert report.micro_f1 >= HOLDOUT_MICRO_F1_FLOOR, format_report(report)
+    assert report.primary_accuracy >= HOLDOUT_PRIMARY_ACCURACY_FLOOR, format_report(report)
