@@ -7,6 +7,7 @@ that applies command-line choices. Tests build configs directly (`CrawlConfig(ma
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -59,14 +60,19 @@ class SourceConfig:
             return False
         if self.allow:
             return any(p.search(url) for p in self.allow)
-        start_hosts = {urlsplit(u).hostname for u in self.start_urls}
-        return parts.hostname in start_hosts
+        return parts.hostname in _hosts_of(self.start_urls)
 
     def is_article_url(self, url: str) -> bool | None:
         """True/False when `article` patterns decide; None when the page must decide."""
         if not self.article:
             return None
         return any(p.search(url) for p in self.article)
+
+
+@functools.cache
+def _hosts_of(urls: tuple[str, ...]) -> frozenset[str | None]:
+    # is_allowed runs for every link of every page: parse the start URLs once.
+    return frozenset(urlsplit(u).hostname for u in urls)
 
 
 @dataclass(frozen=True, slots=True)
