@@ -12,6 +12,10 @@ Contracts:
   and full jitter (Retry-After honoured, capped at `backoff_max`).
 - Per-URL problems come back as a FetchResult, never as an exception; asyncio cancellation
   propagates.
+- With a `NetGuard` (the crawl always passes one), every hop's host is checked BEFORE any
+  connection: internal addresses (private, loopback, link-local, ...) not trusted by the
+  sources end in OUT_OF_SCOPE, logged as a warning (see `crawler.netguard` for the rule).
+  Without one (fetcher unit tests), any address may be connected to.
 
 A Fetcher is bound to the event loop that first uses it; share one per crawl (not thread-safe).
 """
@@ -36,6 +40,7 @@ import httpx
 
 from crawler.config import FetchConfig
 from crawler.errors import FetchError
+from crawler.netguard import UNRESOLVED, NetGuard, Origin, url_origin
 from crawler.records import FetchOutcome, FetchResult
 
 logger = logging.getLogger(__name__)
@@ -175,8 +180,10 @@ class _BodyCut(Exception):
 class Fetcher:
     """Fetches URLs with one shared httpx.AsyncClient. Use `async with Fetcher(cfg) as f:`."""
 
-    def __init__(self, config: FetchConfig) -> None:
+    def __init__(self, config: FetchConfig, *, guard: NetGuard | None = None) -> None:
         self._config = config
+        self._guard = guard
+        self._verdicts: dict[Origin | None, str | None] = {}
         self._random = random.Random()
         timeout = httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout,
                                 write=config.read_timeout, pool=config.total_timeout)
@@ -241,11 +248,29 @@ class Fetcher:
         # RFC 9309 2.3: robots.txt is UTF-8; a BOM is allowed and dropped.
         return result.status, result.body.decode("utf-8-sig", errors="replace")
 
+    async def refusal(self, url: str) -> str | None:
+        """Why the network guard forbids connecting for `url` (logged), or None. Never
+        connects; None when this fetcher has no guard. Verdicts are kept per origin for the
+        fetcher's lifetime (one crawl), so a host is resolved once, not per URL."""
+        if self._guard is None:
+            return None
+        origin = url_origin(url)
+        if origin in self._verdicts:
+            reason = self._verdicts[origin]
+        else:
+            reason = await self._guard.refusal(url)
+            if not (reason or "").startswith(UNRESOLVED):
+                self._verdicts[origin] = reason
+        if reason is None:
+            return None
+        logger.warning("refused, %s: %s", reason, url)
+        return f"{reason}: {url}"
+
     async def _follow(self, url: str, is_allowed: Callable[[str], bool],
                       headers: dict[str, str], max_redirects: int,
                       policy: _Policy, robots_allows: RobotsCheck | None = None) -> FetchResult:
         """Request `url`, following redirects ourselves so each hop is scope-checked."""
-        refusal = _refusal(url, is_allowed)
+        refusal = _refusal(url, is_allowed) or await self.refusal(url)
         if refusal:
             return FetchResult(url, url, FetchOutcome.OUT_OF_SCOPE, error=refusal)
         current, hops, seen = url, [], {urldefrag(url).url}
@@ -255,6 +280,8 @@ class Fetcher:
                 return _result(url, current, tuple(hops), reply)
             target = urldefrag(urljoin(current, reply.location or "")).url
             stop = _redirect_stop(target, is_allowed, seen, len(hops), max_redirects)
+            if stop is None and (refusal := await self.refusal(target)):
+                stop = FetchOutcome.OUT_OF_SCOPE, refusal   # before robots.txt is asked
             if stop is None and robots_allows is not None and not await robots_allows(target):
                 stop = FetchOutcome.ROBOTS, f"redirect to {target} disallowed by robots.txt"
             if stop:

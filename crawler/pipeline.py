@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from crawler.config import CrawlConfig, SourceConfig
 from crawler.errors import CorpusError
 from crawler.fetch import Fetcher
+from crawler.netguard import NetGuard
 from crawler.process import process_page
 from crawler.records import CrawlStats, FetchOutcome, FetchResult, ProcessedPage
 from crawler.robots import RobotsCache
@@ -103,6 +104,7 @@ class _Crawl:
         self.last_flush = time.monotonic()
         self.started = time.monotonic()
         self.stop = asyncio.Event()
+        self.slot_freed = asyncio.Event()   # a host may take its next request
         self.resumed = False
 
     def _page_budget(self, source: SourceConfig) -> int:
@@ -124,7 +126,9 @@ class _Crawl:
                                    for s in self.sources.values() for u in s.start_urls)
         state = "failed"
         try:
-            async with Fetcher(self.config.fetch) as fetcher:
+            guard = NetGuard.for_sources(self.config.sources,
+                                         self.config.fetch.connect_timeout)
+            async with Fetcher(self.config.fetch, guard=guard) as fetcher:
                 robots = RobotsCache(fetcher, self.config.fetch.user_agent)
                 await self._schedule(fetcher, robots)
             state = "interrupted" if self.stop.is_set() else "finished"
@@ -168,10 +172,13 @@ class _Crawl:
                     break
                 timeout = self._seconds_until_next_slot()
                 stopper = asyncio.ensure_future(self.stop.wait())
-                done, _ = await asyncio.wait({*tasks, stopper}, timeout=timeout,
+                waker = asyncio.ensure_future(self.slot_freed.wait())
+                done, _ = await asyncio.wait({*tasks, stopper, waker}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
-                for task in done - {stopper}:
+                waker.cancel()
+                self.slot_freed.clear()
+                for task in done - {stopper, waker}:
                     tasks.discard(task)
                     self._handle(task.result())
                 if self.pending_writes and (
@@ -202,8 +209,12 @@ class _Crawl:
         for name in self.sources:
             if name in self.exhausted or self.leased_per_source[name] >= LEASE_BATCH // 2:
                 continue
+            spent = self.done_per_source[name] >= self._page_budget(self.sources[name])
             with self.store.transaction():
-                entries = self.store.lease(LEASE_BATCH, [name])
+                # Over its page budget: drop the rest of its queue at once, not 64 per wait.
+                entries = [] if spent else self.store.lease(LEASE_BATCH, [name])
+                if spent:
+                    self.store.drop_queued(name)
             if not entries:
                 self.exhausted.add(name)
                 continue
@@ -244,6 +255,10 @@ class _Crawl:
         slot = self.hosts[key]
         source = self.sources[entry.source]
         try:
+            refusal = await fetcher.refusal(entry.url)
+            if refusal:  # an internal address: not even its robots.txt is asked for
+                return _Outcome(entry, None, FetchResult(entry.url, entry.url,
+                                                         FetchOutcome.OUT_OF_SCOPE, error=refusal))
             if self.config.fetch.obey_robots and not await robots.is_allowed(entry.url):
                 return _Outcome(entry, None, _robots_refusal(entry.url, robots))
             delay = max(source.delay, robots.crawl_delay(entry.url) or 0.0)
@@ -255,6 +270,7 @@ class _Crawl:
                 etag=known.etag if conditional and known else None,
                 last_modified=known.last_modified if conditional and known else None,
                 robots_allows=robots.is_allowed if self.config.fetch.obey_robots else None)
+            self._free(slot)  # the host may serve our next request while this one is processed
             if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
                 return _Outcome(entry, known, result)
             loop = asyncio.get_running_loop()
@@ -275,7 +291,12 @@ class _Crawl:
                                                      FetchOutcome.NETWORK_ERROR),
                             error=f"{type(exc).__name__}: {exc}")
         finally:
+            self._free(slot)
+
+    def _free(self, slot: _HostSlot) -> None:
+        if slot.busy:
             slot.busy = False
+            self.slot_freed.set()
 
     @staticmethod
     def _is_unchanged(known: KnownPage | None, result: FetchResult) -> bool:

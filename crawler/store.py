@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import operator
 import os
 import re
 import sqlite3
@@ -175,7 +176,8 @@ class CorpusStore:
                 self._db.executescript(_SCHEMA)
                 self._check_version()
         except (sqlite3.Error, OSError) as exc:
-            raise CorpusError(self.path, f"cannot open corpus: {exc}") from exc
+            raise CorpusError(self.path, f"cannot open corpus: {exc}"
+                              f"{_read_only_hint(self.data_dir)}") from exc
         self._lock_fd: int | None = None
         self._in_transaction = False
 
@@ -212,22 +214,35 @@ class CorpusStore:
         self._in_transaction = True
         try:
             yield
+        except sqlite3.Error as exc:   # e.g. disk full or read-only while writing a statement
+            self._rollback()
+            raise CorpusError(self.path, _write_problem(exc)) from exc
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         else:
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise CorpusError(self.path, f"cannot write: {exc}") from exc
+                self._rollback()
+                raise CorpusError(self.path, _write_problem(exc)) from exc
         finally:
             self._in_transaction = False
+
+    def _rollback(self) -> None:
+        """Roll back unless SQLite already did: on SQLITE_FULL, IOERR and the like it rolls
+        back by itself, and a second ROLLBACK would raise and hide the real error."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def crawl_lock(self) -> None:
         """Take the one-crawler lock, or raise CorpusBusyError naming the holder."""
         lock_path = self.data_dir / "crawl.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CorpusError(lock_path, f"cannot take the crawl lock: {exc.strerror}"
+                              f"{_read_only_hint(self.data_dir)}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -253,7 +268,10 @@ class CorpusStore:
                 "SELECT id, state, sources FROM crawls ORDER BY id DESC LIMIT 1").fetchone()
             pending = self._db.execute(
                 "SELECT COUNT(*) FROM frontier WHERE state != 'done'").fetchone()[0]
-            if (last is not None and last["state"] in ("running", "interrupted")
+            # A failed crawl (disk full, a dead worker pool) resumes too: its finished
+            # pages are saved, and starting afresh would stop paginating at the first page
+            # of known articles, never reaching the rest of its queue.
+            if (last is not None and last["state"] in ("running", "interrupted", "failed")
                     and pending and json.loads(last["sources"]) == names):
                 self._db.execute("UPDATE frontier SET state='queued' WHERE state='leased'")
                 self._db.execute("UPDATE crawls SET state='running' WHERE id=?", (last["id"],))
@@ -301,6 +319,11 @@ class CorpusStore:
 
     def mark_done(self, url: str) -> None:
         self._db.execute("UPDATE frontier SET state='done' WHERE url=?", (url,))
+
+    def drop_queued(self, source: str) -> int:
+        """Mark every still-queued URL of `source` done (its page budget is spent)."""
+        return self._db.execute("UPDATE frontier SET state='done' WHERE source=? AND "
+                                "state='queued'", (source,)).rowcount
 
     def release(self, urls: Iterable[str]) -> None:
         """Put leased URLs back in the queue (interrupted before they were fetched)."""
@@ -477,6 +500,22 @@ class CorpusStore:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+def _write_problem(exc: sqlite3.Error) -> str:
+    """What went wrong with a write, and what to do (nothing of the batch was written)."""
+    if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return (f"cannot write: {exc}; check the free disk space, then run the same "
+                "command again (a crawl resumes where it stopped)")
+    return f"cannot write: {exc}"
+
+
+def _read_only_hint(data_dir: Path) -> str:
+    """A hint for the user when the data directory cannot be written at all."""
+    if data_dir.is_dir() and not os.access(data_dir, os.W_OK):
+        return (f"; the data directory {data_dir} is read-only: use a writable --data "
+                "directory")
+    return ""
+
+
 def _tags_columns(tags: Tags) -> tuple[str, str | None, str, str]:
     evidence = {cat: [[e.term, e.start, e.end] for e in items]
                 for cat, items in tags.evidence.items()}
@@ -496,11 +535,14 @@ def _stored_article(row: sqlite3.Row) -> StoredArticle:
         fetched_at=row["fetched_at"], seq=row["seq"])
 
 
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+
+
 def detect_lang(text: str) -> str:
-    """zh-Hant when traditional->simplified conversion changes over 5 % of CJK characters."""
-    cjk = [c for c in text[:4000] if "\u4e00" <= c <= "\u9fff"]
-    if not cjk:
+    """zh-Hant when traditional->simplified conversion changes over 5 % of the CJK
+    characters of the first 2,000 characters."""
+    sample = "".join(_CJK_RUN.findall(text[:2000]))
+    if not sample:
         return "zh-Hans"
-    sample = "".join(cjk)
-    changed = sum(a != b for a, b in zip(sample, normalize_text(sample), strict=False))
-    return "zh-Hant" if changed > 0.05 * len(cjk) else "zh-Hans"
+    changed = sum(map(operator.ne, sample, normalize_text(sample)))
+    return "zh-Hant" if changed > 0.05 * len(sample) else "zh-Hans"

@@ -483,4 +483,7 @@ def _run(func: Callable[..., Any], **kwargs: Any) -> int:
     except FraudkbError as exc:
         click.echo(f"Error: {exc}", err=True)
         return EXIT_FAILURE
+    except OSError as exc:  # the environment failed us (disk full, read-only, permissions)
+        click.echo(f"Error: {exc}", err=True)
+        return EXIT_FAILURE
     return result if isinstance(result, int) else 0

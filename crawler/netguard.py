@@ -1,0 +1,139 @@
+"""Network-level scope: never connect to a private, loopback or otherwise internal address
+unless the sources named that host explicitly (SSRF guard).
+
+The allow/deny regexes decide which URLs are *wanted*; this module decides which addresses
+may be *connected to*. It matters when `allow` is broad (`['^https?://']`) or when a
+public-looking name resolves to an internal address (a metadata service, an intranet box).
+
+The rule (`NetGuard.refusal`):
+1. A URL whose host and port are trusted may be fetched wherever the host resolves. Trusted
+   are (a) the host:port of every start URL, and (b) every host an `allow` pattern names
+   literally, e.g. `'^http://10\\.0\\.0\\.5:8080/'` (that port) or `'^https?://intra\\.cn/'`
+   (ports 80 and 443). Trust is by the name as written: a start URL on 127.0.0.1 does not
+   make `localhost`, another port, or 127.0.0.2 trusted.
+2. Any other URL is resolved first (`loop.getaddrinfo`, the same resolver the connection
+   will use) and refused when ANY address is not globally routable: private (10/8,
+   172.16/12, 192.168/16, fc00::/7), loopback, link-local (169.254/16 incl. cloud metadata,
+   fe80::/10), shared (100.64/10), multicast, reserved or unspecified. Names under
+   `localhost` are refused without a lookup. A name that does not resolve is refused too.
+
+Limitation: the name is resolved again when connecting, so a DNS server that answers
+differently within milliseconds (DNS rebinding) is not stopped; pinning the checked address
+would need a custom transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from crawler.config import SourceConfig
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# The host an allow pattern names literally: optional ^, a scheme (http, https or https?),
+# then a host of letters, digits, '-' and escaped dots (or an escaped [IPv6] literal), an
+# optional port, then the end of the authority. Anything with a wildcard names no host.
+_LITERAL_HOST = re.compile(
+    r"^\^?(?P<scheme>https\?|https|http)://"
+    r"(?P<host>(?:[A-Za-z0-9-]|\\\.)+|\\\[[0-9A-Fa-f:.]+\\\])"
+    r"(?::(?P<port>\d{1,5}))?(?:/|\$|\\/|$)")
+
+Origin = tuple[str, int]
+UNRESOLVED = "cannot resolve"   # the one verdict that may change on the next try
+
+
+def is_private_address(host: str) -> bool:
+    """True when `host` (an IP literal, bracketed or not, or a name) is certainly internal:
+    a non-global IP address, or a name under `localhost`. Other names need resolving
+    (`NetGuard.refusal` does that) and give False here."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])   # drop an IPv6 zone id
+    except ValueError:
+        return False
+    return _is_internal(address)
+
+
+def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return _is_internal(mapped)
+    return not address.is_global or address.is_multicast
+
+
+def url_origin(url: str) -> Origin | None:
+    """(host, port) of an http(s) URL, the port made explicit; None when it has neither."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    return (host, port) if host and port else None
+
+
+def literal_origins(pattern: str) -> set[Origin]:
+    """The origins an allow pattern names literally (empty when it names no single host)."""
+    match = _LITERAL_HOST.match(pattern)
+    if match is None:
+        return set()
+    host = match["host"].replace("\\", "").strip("[]").lower()
+    if match["port"]:
+        return {(host, int(match["port"]))}
+    schemes = {"https?": ("http", "https")}.get(match["scheme"], (match["scheme"],))
+    return {(host, DEFAULT_PORTS[scheme]) for scheme in schemes}
+
+
+@dataclass(frozen=True, slots=True)
+class NetGuard:
+    """Which origins may be internal; `refusal()` applies the module's rule to one URL."""
+
+    trusted: frozenset[Origin] = frozenset()
+    resolve_timeout: float = 10.0
+
+    @classmethod
+    def for_sources(cls, sources: Iterable[SourceConfig],
+                    resolve_timeout: float = 10.0) -> NetGuard:
+        """Trust the start URLs' origins and the hosts the allow patterns name literally."""
+        trusted: set[Origin] = set()
+        for source in sources:
+            trusted.update(o for o in map(url_origin, source.start_urls) if o is not None)
+            for pattern in source.allow:
+                trusted.update(literal_origins(pattern.pattern))
+        return cls(frozenset(trusted), resolve_timeout)
+
+    async def refusal(self, url: str) -> str | None:
+        """Why `url` must not be connected to, or None when it may. Never connects. The
+        verdict holds for every URL of the same origin, except an UNRESOLVED one."""
+        origin = url_origin(url)
+        if origin is None:
+            return "no host to check"
+        if origin in self.trusted:
+            return None
+        host, port = origin
+        if is_private_address(host):
+            return f"internal address {host} (not a start URL or allow host)"
+        addresses = await self._resolve(host, port)
+        if not addresses:
+            return f"{UNRESOLVED} {host}"
+        internal = sorted(a for a in addresses if is_private_address(a))
+        if internal:
+            return f"{host} resolves to internal address {internal[0]}"
+        return None
+
+    async def _resolve(self, host: str, port: int) -> set[str]:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.resolve_timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, TimeoutError):
+            return set()
+        return {str(info[4][0]) for info in infos}
