@@ -7,14 +7,18 @@ Used by the tests that run `python -m fraudkb` as a subprocess against it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 from whoosh import index as whoosh_index
 
+from fraudkb.cli import main
 from index.schema import current_generation
 from servers import Handler, Route, send
 
@@ -122,3 +126,20 @@ def indexed_ids(data: Path) -> Counter[str]:
             return ids
     finally:
         ix.close()
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """`fraudkb ARGS` in this process through the console-script entry point (stdout has a
+    binary buffer, as export writes bytes)."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.StringIO()
+    with (mock.patch.object(sys, "argv", ["fraudkb", *args]),
+          contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)):
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        else:
+            code = 0
+    out.flush()
+    return code, out.buffer.getvalue().decode("utf-8"), err.getvalue()

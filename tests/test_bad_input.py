@@ -8,13 +8,9 @@ regex in allow, the unknown --source, and one junk query on the demo corpus.)
 
 from __future__ import annotations
 
-import contextlib
-import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,8 +20,7 @@ from crawler.records import Article
 from crawler.store import CorpusStore
 from crawler.tag import build_matcher
 from crawler.taxonomy import KNOWN_CATEGORY_IDS, default_categories_path, load_taxonomy
-from fixture_site import REPO, article_html, fraudkb_env
-from fraudkb.cli import main
+from fixture_site import REPO, article_html, fraudkb_env, run_main
 from index.build import update_index
 
 SOURCE = '[[source]]\nname = "city"\nstart_urls = ["http://a.cn/"]\n'
@@ -140,25 +135,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                    "2024-03-15", text))
         update_index(store, data / "index")
     return data
-
-
-@contextlib.contextmanager
-def captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        yield out, err
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """`fraudkb ARGS` in this process through the console-script entry point."""
-    with mock.patch.object(sys, "argv", ["fraudkb", *args]), captured() as (out, err):
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        else:
-            code = 0
-    return code, out.getvalue(), err.getvalue()
 
 
 OPERATORS = ("OR", "AND", "NOT", "-", "--", "+", '"', "'", "(", ")", "[", "]", "{", "}", ":",

@@ -9,15 +9,11 @@ nothing; the first one finishes with the corpus and the index intact.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -29,30 +25,13 @@ from fixture_site import (
     fraudkb_env,
     indexed_ids,
     integrity,
+    run_main,
     write_sources,
 )
-from fraudkb.cli import main
 from servers import ScriptedServer
 
 READS = 50
 DELAY = 0.03
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """`fraudkb ARGS` in this process through the console-script entry point (stdout has a
-    binary buffer, as export writes bytes)."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    err = io.StringIO()
-    with (mock.patch.object(sys, "argv", ["fraudkb", *args]),
-          contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)):
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        else:
-            code = 0
-    out.flush()
-    return code, out.buffer.getvalue().decode("utf-8"), err.getvalue()
 
 
 def reap(process: subprocess.Popen) -> None:
