@@ -29,6 +29,7 @@ PAGER_URL = re.compile(
     r"|[?&](?:page|pageno|pagenum|pageindex|curpage)=\d+$",     # ?page=3
     re.IGNORECASE,
 )
+PAGE_NUMBER_TEXT = re.compile(r"\[?\d{1,4}\]?|第\d{1,4}页")     # 2, [3], 第4页
 CREATE_PAGE_CALL = re.compile(
     r"createPageHTML\(\s*([\w.]+)\s*,\s*([\w.]+)\s*,\s*['\"]([\w-]+)['\"]\s*,\s*['\"](\w+)['\"]")
 JS_NUMBER_VAR = r"(?:var|let|const)?\s*{name}\s*=\s*['\"]?(\d+)"
@@ -85,7 +86,7 @@ def _js_int(token: str, html: str) -> int | None:
 
 def _is_pager(text: str, url: str) -> bool:
     compact = text.replace(" ", "").lower()
-    if compact in PAGER_TEXTS or re.fullmatch(r"\[?\d{1,4}\]?|第\d{1,4}页", compact):
+    if compact in PAGER_TEXTS or PAGE_NUMBER_TEXT.fullmatch(compact):
         return True
     return bool(PAGER_URL.search(url))
 

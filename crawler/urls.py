@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -50,6 +51,16 @@ def resolve_link(base: str, href: str) -> str | None:
     href = href.strip()
     if not href or href.lower().startswith(IGNORED_SCHEMES):
         return None
+    if href.startswith("/") and not href.startswith("//"):
+        # Root-relative links (navigation, footers) repeat on every page of a site: they
+        # depend only on the page's origin, so their resolution is memoised per origin.
+        parts = urlsplit(base)
+        return _resolve(f"{parts.scheme}://{parts.netloc}/", href)
+    return _resolve(base, href)
+
+
+@functools.lru_cache(maxsize=16384)
+def _resolve(base: str, href: str) -> str | None:
     try:
         absolute = urljoin(base, href)
     except ValueError:  # e.g. an invalid IPv6 literal
