@@ -22,6 +22,7 @@ import os
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ class CrawlRun:
     pages: int
     articles: int
     peak_rss_mb: float          # the crawl process
-    workers_peak_rss_mb: float  # its largest worker process (0 without workers)
+    workers_peak_rss_mb: float  # its largest descendant: a worker or the forkserver
 
 
 def extract_baseline(site: Site, workers: int) -> float:
@@ -85,18 +86,65 @@ def _crawl_child(bases: list[str], data_dir: str, workers: int, delay: float,
     tagger = build_matcher(load_taxonomy(default_categories_path()))
     config = CrawlConfig(sources=sources, workers=workers, concurrency=16,
                          max_pagination=10_000)
+    sampler = _DescendantsRss()
     started = time.perf_counter()
     with CorpusStore(data_dir) as store:
         stats = crawl(config, store, tagger)
     seconds = time.perf_counter() - started
     return CrawlRun(seconds=seconds, pages=stats.fetched,
                     articles=stats.new + stats.changed + stats.unchanged,
-                    peak_rss_mb=_rss_mb(resource.RUSAGE_SELF),
-                    workers_peak_rss_mb=_rss_mb(resource.RUSAGE_CHILDREN))
+                    peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                      1),
+                    workers_peak_rss_mb=sampler.stop())
 
 
-def _rss_mb(who: int) -> float:
-    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+class _DescendantsRss:
+    """Samples the largest RSS of this process's descendants (the worker pool runs under a
+    forkserver, so getrusage(RUSAGE_CHILDREN) never sees it)."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.2):
+            for pid in _descendants(os.getpid()):
+                self.peak_kb = max(self.peak_kb, _rss_kb(pid))
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return round(self.peak_kb / 1024, 1)
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def run(pages: int, hosts: int, workers: int, repeat: int) -> dict:
