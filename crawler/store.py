@@ -470,9 +470,6 @@ class CorpusStore:
     def count_articles(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
-    def article_ids(self) -> set[str]:
-        return {r[0] for r in self._db.execute("SELECT id FROM articles")}
-
     # -- reports -------------------------------------------------------------------------
     def stats(self) -> dict[str, object]:
         """Documents by source, category and month, and the last crawl."""
@@ -495,9 +492,6 @@ class CorpusStore:
                 "started_at": last["started_at"], "finished_at": last["finished_at"],
                 "state": last["state"], "stats": json.loads(last["stats"] or "{}")},
         }
-
-    def integrity_check(self) -> str:
-        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
 def _write_problem(exc: sqlite3.Error) -> str:
