@@ -81,6 +81,7 @@ class SearchSession:
         self._index, self._searcher = _open_searcher(self.index_dir)
         self._user_terms = schema_user_terms(self._index.schema)
         self._categories: dict[str, frozenset[int]] | None = None
+        self._live: frozenset[int] | None = None
 
     def __enter__(self) -> SearchSession:
         return self
@@ -123,7 +124,7 @@ class SearchSession:
     def _facets(self, query: wq.Query, base: list[wq.Query], wanted: set[str]
                 ) -> tuple[dict[str, int], int]:
         """Category counts over the matches without the category filter, and the total."""
-        matched = set(self._searcher.docs_for_query(wq.And([query, *base]) if base else query))
+        matched = self._matching(wq.And([query, *base]) if base else query)
         facets: dict[str, int] = {}
         in_wanted: set[int] = set()
         for category, members in self._category_docs().items():
@@ -134,6 +135,34 @@ class SearchSession:
                 in_wanted |= docs
         ordered = dict(sorted(facets.items(), key=lambda kv: (-kv[1], kv[0])))
         return ordered, len(in_wanted) if wanted else len(matched)
+
+    def _matching(self, query: wq.Query) -> Set[int]:
+        """Docnums matching `query`. The shapes compile_query builds (Term, And, Or, Not,
+        Every) are evaluated with set operations over posting lists: for a common word the
+        generic docs_for_query walks 10k+ matches through Python-level union matchers (64 %
+        of such a search). Anything else (phrases, date ranges) falls back to it."""
+        live = self._live_docs()
+        if isinstance(query, wq.Term):
+            reader = self._searcher.reader()
+            if (query.fieldname, query.text) not in reader:
+                return frozenset()
+            return live.intersection(reader.postings(query.fieldname, query.text).all_ids())
+        if isinstance(query, wq.And):
+            parts = sorted((self._matching(q) for q in query.subqueries), key=len)
+            return frozenset(parts[0].intersection(*parts[1:])) if parts else live
+        if isinstance(query, wq.Or):
+            return frozenset().union(*(self._matching(q) for q in query.subqueries))
+        if isinstance(query, wq.Not):
+            return live - self._matching(query.query)
+        if isinstance(query, wq.Every):
+            return live
+        return frozenset(self._searcher.docs_for_query(query))
+
+    def _live_docs(self) -> frozenset[int]:
+        """Every non-deleted docnum of this searcher's snapshot (read once per session)."""
+        if self._live is None:
+            self._live = frozenset(self._searcher.reader().all_doc_ids())
+        return self._live
 
     def _category_docs(self) -> dict[str, frozenset[int]]:
         """Docnums per category, read once per session: the searcher is a fixed snapshot,

@@ -274,3 +274,23 @@ def test_snippet_marks_the_window_with_most_distinct_hits(pieces: list[str], dat
     best = max((len({text[s:e] for s, e in hits if s >= a and e <= a + 30})
                 for a in range(len(text) + 1)), default=0)
     assert len(marked) == best
+
+
+def test_totals_and_facets_skip_documents_replaced_by_an_update(tmp_path: Path) -> None:
+    from index.build import update_index
+
+    docs = {"a": ("一", None, "s", ("brushing_rebate",), "网上兼职刷单要垫付"),
+            "b": ("二", None, "s", ("fake_job",), "兼职招聘先交入职费"),
+            "c": ("三", None, "t", ("fake_job",), "兼职客服收押金")}
+    with CorpusStore(tmp_path / "data") as store:
+        save_docs(store, docs)
+        rebuild_index(store, tmp_path / "index", categories_path=None)
+        # the update marks the old version of "a" deleted inside its segment
+        save_docs(store, {"a": ("一", None, "s", ("brushing_rebate",), "刷单返利都是诈骗")})
+        update_index(store, tmp_path / "index")
+    result = search(tmp_path / "index", "兼职")
+    assert result.total == 2
+    assert dict(result.facets) == {"fake_job": 2}
+    assert search(tmp_path / "index", ["兼职", "-押金"]).total == 1
+    assert search(tmp_path / "index", "兼职", source="t").total == 1
+    assert search(tmp_path / "index", ["兼职", "OR", "刷单"]).total == 3
