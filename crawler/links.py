@@ -32,6 +32,10 @@ PAGER_URL = re.compile(
 PAGE_NUMBER_TEXT = re.compile(r"\[?\d{1,4}\]?|第\d{1,4}页")     # 2, [3], 第4页
 CREATE_PAGE_CALL = re.compile(
     r"createPageHTML\(\s*([\w.]+)\s*,\s*([\w.]+)\s*,\s*['\"]([\w-]+)['\"]\s*,\s*['\"](\w+)['\"]")
+META_REFRESH_URL = re.compile(r"url\s*=\s*(.+)$", re.IGNORECASE)
+JS_LOCATION = re.compile(
+    r"(?:window\.|top\.|self\.|document\.)?location(?:\.href)?\s*=\s*['\"]([^'\"]+)['\"]"
+    r"|location\.replace\(\s*['\"]([^'\"]+)['\"]")
 JS_NUMBER_VAR = r"(?:var|let|const)?\s*{name}\s*=\s*['\"]?(\d+)"
 MAX_SYNTHESISED_PAGES = 1000  # a TRS total beyond this is a broken page, not a list
 
@@ -57,6 +61,9 @@ def find_links(page: Page) -> PageLinks:
     for url in synthesise_trs_pages(page.html, base):
         if url != own_url:
             found.setdefault(url, Link(url=url, text="", is_pagination=True))
+    for url in _redirect_targets(tree, page.html, base):
+        if url != own_url:
+            found[url] = Link(url=url, text="", is_redirect=True)
     return PageLinks(canonical=_canonical(tree, base), links=tuple(found.values()))
 
 
@@ -74,6 +81,20 @@ def synthesise_trs_pages(html: str, base: str) -> list[str]:
             if url:
                 urls.append(url)
     return urls
+
+
+def _redirect_targets(tree: etree._Element, html: str, base: str) -> list[str]:
+    """Where the page sends a browser: <meta http-equiv="refresh" content="0; url=...">
+    and `location.href = "..."` / `location.replace("...")` scripts, which Chinese
+    government portals often use instead of an HTTP redirect on their index pages."""
+    targets = []
+    for meta in tree.iter("meta"):
+        if (meta.get("http-equiv") or "").strip().lower() == "refresh":
+            match = META_REFRESH_URL.search(meta.get("content") or "")
+            if match:
+                targets.append(match.group(1).strip("'\" "))
+    targets += [m.group(1) or m.group(2) for m in JS_LOCATION.finditer(html)]
+    return [url for url in (resolve_link(base, t) for t in targets) if url]
 
 
 def _js_int(token: str, html: str) -> int | None:

@@ -377,7 +377,11 @@ class _Crawl:
         follow_pagination = not (known_before and self._only_known_articles(links))
         new_entries = []
         for link in links:
-            if link.is_pagination:
+            if link.is_redirect:  # a meta-refresh or script redirect: the same page, moved
+                if entry.chain < self.config.max_pagination:
+                    new_entries.append(FrontierEntry(link.url, source.name, entry.depth,
+                                                     entry.chain + 1))
+            elif link.is_pagination:
                 chain = entry.chain + 1
                 if not follow_pagination or chain > self.config.max_pagination:
                     continue

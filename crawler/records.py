@@ -55,11 +55,12 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """A candidate URL found on a page. Pagination links keep the page's depth."""
+    """A candidate URL found on a page. Pagination and redirect links keep the page's depth."""
 
     url: str                # absolute, normalised
     text: str = ""          # anchor text (stripped)
     is_pagination: bool = False
+    is_redirect: bool = False   # <meta http-equiv=refresh> or a script setting location
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,3 +265,15 @@ def test_worker_processes_store_the_same_articles_as_in_process(tmp_path, tagger
     assert stats.failed == 0
     assert {(a.url, a.text, a.categories) for a in pooled} == {
         (a.url, a.text, a.categories) for a in in_process}
+
+
+def test_start_page_that_only_meta_refreshes_leads_to_the_site(tmp_path, tagger):
+    routes = {"/index.html": page(b"<html><head><meta http-equiv='refresh' "
+                                  b"content='0;url=/list.htm'></head><body></body></html>"),
+              "/list.htm": page(list_html("/a1.html")),
+              "/a1.html": page(article_html("刷单诈骗", NOTICE))}
+    with ScriptedServer(routes) as server:
+        stats, articles, _ = run(tmp_path, tagger,
+                                 [source(server.url(""), "/index.html", max_depth=1)])
+    assert [a.url for a in articles] == [server.url("/a1.html")]
+    assert stats.lists == 2

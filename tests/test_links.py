@@ -53,3 +53,14 @@ def test_links_are_deduplicated_and_self_links_dropped():
 def test_empty_or_broken_html_gives_no_links():
     assert links_of("").links == ()
     assert links_of("<?xml version='1.0' encoding='gbk'?><html><a href='x.html'>x</a>").links
+
+
+def test_meta_refresh_and_script_redirects_are_followed_as_redirect_links():
+    refresh = '<meta http-equiv="Refresh" content="0; URL=\'/fzxc/index.html\'">'
+    script = '<script>window.location.href = "col/col12/index.html";</script>'
+    replace = "<script>location.replace('http://a.cn/m/');</script>"
+    for html, expected in ((refresh, "http://a.cn/fzxc/index.html"),
+                           (script, "http://a.cn/col/col12/index.html"),
+                           (replace, "http://a.cn/m/")):
+        (link,) = links_of(html, "http://a.cn/index.html").links
+        assert link.url == expected and link.is_redirect and not link.is_pagination
