@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from crawler.config import SourceConfig
+from crawler.urls import DEFAULT_PORTS
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # The host an allow pattern names literally: optional ^, a scheme (http, https or https?),
 # then a host of letters, digits, '-' and escaped dots (or an escaped [IPv6] literal), an
 # optional port, then the end of the authority. Anything with a wildcard names no host.

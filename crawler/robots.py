@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from protego import Protego
 
 from crawler.fetch import Fetcher
+from crawler.urls import OriginKey, origin
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,9 @@ class RobotsCache:
     def __init__(self, fetcher: Fetcher, user_agent: str) -> None:
         self._fetcher = fetcher
         self._agent = product_token(user_agent)
-        self._rules: dict[tuple[str, str, int], Protego] = {}
-        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
-        self._unreachable: dict[tuple[str, str, int], str] = {}
+        self._rules: dict[OriginKey, Protego] = {}
+        self._locks: dict[OriginKey, asyncio.Lock] = {}
+        self._unreachable: dict[OriginKey, str] = {}
 
     async def is_allowed(self, url: str) -> bool:
         """True when robots.txt of the URL's origin lets our user agent fetch it."""
@@ -67,7 +68,7 @@ class RobotsCache:
                 self._rules[key] = rules
         return rules
 
-    async def _load(self, key: tuple[str, str, int], url: str) -> Protego:
+    async def _load(self, key: OriginKey, url: str) -> Protego:
         """Fetch and parse one robots.txt, applying the failure policy."""
         status, text = await self._fetcher.fetch_robots(url)
         if is_unreachable(status):
@@ -92,15 +93,9 @@ def rules_text(url: str, status: int, text: str) -> str:
     return ALLOW_ALL
 
 
-def origin_key(url: str) -> tuple[str, str, int]:
+def origin_key(url: str) -> OriginKey:
     """(scheme, lower-case host, port): the scope of one robots.txt."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:      # a malformed port: key it like the default one
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+    return origin(url)
 
 
 def robots_url(url: str) -> str:

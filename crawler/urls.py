@@ -17,6 +17,7 @@ TRACKING_PARAMS = frozenset({
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Java servlet session ids in the path (JCMS and other gov CMSs): one page, many spellings.
 SESSION_IN_PATH = re.compile(r";jsessionid=[^/?#]*", re.IGNORECASE)
+OriginKey = tuple[str, str, int | None]    # (scheme, host, port)
 IGNORED_SCHEMES = ("mailto:", "javascript:", "tel:", "sms:", "data:", "about:", "#")
 
 
@@ -73,9 +74,15 @@ def _resolve(base: str, href: str) -> str | None:
         return None
 
 
-def host_key(url: str) -> str:
-    """scheme://host:port — the unit of politeness and of robots.txt."""
+def origin(url: str) -> OriginKey:
+    """(scheme, lower-case host, port with the scheme's default made explicit): the unit of
+    politeness and of robots.txt. A malformed port counts as the default one."""
     parts = urlsplit(url)
-    port = _port(parts) or DEFAULT_PORTS.get(parts.scheme)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://[{host}]:{port}" if ":" in host else f"{parts.scheme}://{host}:{port}"
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), _port(parts) or DEFAULT_PORTS.get(scheme)
+
+
+def host_key(url: str) -> str:
+    """origin() as one string, scheme://host:port, for keying per-host state."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
