@@ -113,6 +113,8 @@ def _is_pager(text: str, url: str) -> bool:
 
 
 def _parse(html: str) -> etree._Element | None:
+    # Not extract.py's parser: that one drops <script>/<noscript>, which hold links and
+    # pagers that discovery needs.
     if not html.strip():
         return None
     try:

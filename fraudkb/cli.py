@@ -103,7 +103,7 @@ def _run_crawl(ctx: _Context, config) -> int:
 
     tagger = ctx.tagger()
     with ctx.open_store(create=True) as store, _CrawlProgress() as progress:
-        stats = run_crawl(config, store, tagger, on_progress=progress.update)
+        stats = run_crawl(config, store, tagger, on_progress=progress.show)
     _print_crawl_summary(stats)
     if stats.interrupted:
         click.echo("Interrupted: finished pages are saved; run the same crawl again to "
@@ -120,33 +120,6 @@ def _update_index(ctx: _Context) -> None:
         result = update_index(store, ctx.index_dir)
     click.echo(f"index: {result.added} added, {result.updated} updated, "
                f"{result.deleted} deleted in {result.seconds:.1f} s", err=True)
-
-
-class _CrawlProgress:
-    """A live status line on a terminal; a line every 10 s otherwise (logs, CI)."""
-
-    def __enter__(self) -> _CrawlProgress:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.status = self.console.status("crawling …") if self.console.is_terminal else None
-        if self.status is not None:
-            self.status.start()
-        self.last_line = time.monotonic()
-        return self
-
-    def update(self, stats) -> None:
-        line = (f"fetched {stats.fetched} · new {stats.new} · changed {stats.changed} · "
-                f"unchanged {stats.unchanged} · failed {stats.failed}")
-        if self.status is not None:
-            self.status.update(f"crawling … {line}")
-        elif time.monotonic() - self.last_line >= 10:
-            self.last_line = time.monotonic()
-            click.echo(f"progress: {line}", err=True)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.status is not None:
-            self.status.stop()
 
 
 class _Status:
@@ -170,6 +143,23 @@ class _Status:
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
             self.status.stop()
+
+
+class _CrawlProgress(_Status):
+    """The crawl's live status line on a terminal; a line every 10 s otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        super().__init__("crawling …")
+        self.last_line = time.monotonic()
+
+    def show(self, stats) -> None:
+        line = (f"fetched {stats.fetched} · new {stats.new} · changed {stats.changed} · "
+                f"unchanged {stats.unchanged} · failed {stats.failed}")
+        if self.status is not None:
+            self.update(f"crawling … {line}")
+        elif time.monotonic() - self.last_line >= 10:
+            self.last_line = time.monotonic()
+            click.echo(f"progress: {line}", err=True)
 
 
 def _print_crawl_summary(stats) -> None:
