@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from whoosh import index as whoosh_index
-from whoosh import query as wq
+from whoosh.filedb.filestore import FileStorage
 from whoosh.searching import Searcher
-from whoosh.sorting import FieldFacet
+from whoosh.util.times import datetime_to_long
 
 from index.errors import IndexMissingError, IndexStaleError
 from index.query import compile_query, parse_query
+from index.rank import Matches, Ranker
 from index.schema import current_generation, is_current, read_meta, schema_user_terms
 
 SNIPPET_CHARS = 120         # characters of body text shown around the best passage
@@ -80,8 +82,7 @@ class SearchSession:
         self.index_dir = Path(index_dir)
         self._index, self._searcher = _open_searcher(self.index_dir)
         self._user_terms = schema_user_terms(self._index.schema)
-        self._categories: dict[str, frozenset[int]] | None = None
-        self._live: frozenset[int] | None = None
+        self._ranker = Ranker(self._searcher)
 
     def __enter__(self) -> SearchSession:
         return self
@@ -100,79 +101,55 @@ class SearchSession:
         `snippets=False` leaves snippets empty (faster, for callers that do not show them)."""
         parsed = parse_query(query)
         compiled = compile_query(parsed, self._searcher.reader(), self._user_terms)
-        base = _filters(source, since)
-        wanted = [wq.Term("categories", c) for c in categories]
-        full_filter = _and_all([*base, wq.Or(wanted)] if wanted else base)
-        results = self._searcher.search(
-            compiled.query, filter=full_filter, limit=max(1, limit),
-            sortedby=FieldFacet("published", reverse=True) if sort == "date" else None)
-        found = [(r.docnum, r.score, r.fields()) for r in results][:max(0, limit)]
-        if sort == "date":
-            found = self._with_relevance(compiled.query, found)
-        facets, total = self._facets(compiled.query, base, set(categories))
+        matches = self._ranker.evaluate(compiled.query)
+        base = self._filter_mask(source, since)
+        if base is not None:
+            matches = matches.where(base[matches.docs])
+        facets, wanted = self._facets(matches, categories)
+        if wanted is not None:
+            matches = matches.where(wanted)
+        top = self._top(matches, max(0, limit), sort)
+        found = [(docnum, score, self._searcher.stored_fields(docnum)) for docnum, score in top]
         hits = self._hits(found, compiled.highlight if snippets else None)
-        return SearchResult(hits, total, facets, parsed.describe())
+        return SearchResult(hits, len(matches), facets, parsed.describe())
 
-    def _with_relevance(self, query: wq.Query, found: list[tuple[int, float | None, dict]]
-                        ) -> list[tuple[int, float | None, dict]]:
-        """Sorted results carry the sort key as their score: score just these few docs."""
-        scored = self._searcher.search(query, filter={d for d, _, _ in found},
-                                       limit=max(1, len(found)))
-        scores = {r.docnum: r.score for r in scored}
-        return [(docnum, scores.get(docnum), stored) for docnum, _, stored in found]
+    def _filter_mask(self, source: str | None, since: dt.date | None) -> np.ndarray | None:
+        """Documents passing --source and --since (None: no such filter)."""
+        mask = None
+        if source:
+            mask = self._ranker.mask(self._ranker.postings("source", source)[0])
+        if since is not None:
+            start = datetime_to_long(dt.datetime.combine(since, dt.time.min))
+            recent = self._ranker.column("published") >= start
+            mask = recent if mask is None else mask & recent
+        return mask
 
-    def _facets(self, query: wq.Query, base: list[wq.Query], wanted: set[str]
-                ) -> tuple[dict[str, int], int]:
-        """Category counts over the matches without the category filter, and the total."""
-        matched = self._matching(wq.And([query, *base]) if base else query)
-        facets: dict[str, int] = {}
-        in_wanted: set[int] = set()
-        for category, members in self._category_docs().items():
-            docs = matched & members
-            if docs:
-                facets[category] = len(docs)
-            if category in wanted:
-                in_wanted |= docs
+    def _facets(self, matches: Matches, categories: Sequence[str]
+                ) -> tuple[dict[str, int], np.ndarray | None]:
+        """Category counts over the matches (before the category filter, so each count is
+        what that filter would give), and which matches the filter keeps (None: no filter)."""
+        names, members = self._ranker.members("categories")
+        of_matches = members[:, matches.docs]
+        counts = of_matches.sum(axis=1)
+        facets = {names[row]: int(n) for row, n in enumerate(counts) if n}
         ordered = dict(sorted(facets.items(), key=lambda kv: (-kv[1], kv[0])))
-        return ordered, len(in_wanted) if wanted else len(matched)
+        if not categories:
+            return ordered, None
+        rows = [row for row, name in enumerate(names) if name in set(categories)]
+        return ordered, of_matches[rows].any(axis=0)
 
-    def _matching(self, query: wq.Query) -> Set[int]:
-        """Docnums matching `query`. The shapes compile_query builds (Term, And, Or, Not,
-        Every) are evaluated with set operations over posting lists: for a common word the
-        generic docs_for_query walks 10k+ matches through Python-level union matchers (64 %
-        of such a search). Anything else (phrases, date ranges) falls back to it."""
-        live = self._live_docs()
-        if isinstance(query, wq.Term):
-            reader = self._searcher.reader()
-            if (query.fieldname, query.text) not in reader:
-                return frozenset()
-            return live.intersection(reader.postings(query.fieldname, query.text).all_ids())
-        if isinstance(query, wq.And):
-            parts = sorted((self._matching(q) for q in query.subqueries), key=len)
-            return frozenset(parts[0].intersection(*parts[1:])) if parts else live
-        if isinstance(query, wq.Or):
-            return frozenset().union(*(self._matching(q) for q in query.subqueries))
-        if isinstance(query, wq.Not):
-            return live - self._matching(query.query)
-        if isinstance(query, wq.Every):
-            return live
-        return frozenset(self._searcher.docs_for_query(query))
-
-    def _live_docs(self) -> frozenset[int]:
-        """Every non-deleted docnum of this searcher's snapshot (read once per session)."""
-        if self._live is None:
-            self._live = frozenset(self._searcher.reader().all_doc_ids())
-        return self._live
-
-    def _category_docs(self) -> dict[str, frozenset[int]]:
-        """Docnums per category, read once per session: the searcher is a fixed snapshot,
-        and reading postings per query was most of the search time (62 % at 5,000 docs)."""
-        if self._categories is None:
-            reader = self._searcher.reader()
-            self._categories = {
-                category: frozenset(reader.postings("categories", category).all_ids())
-                for category in reader.field_terms("categories")}
-        return self._categories
+    def _top(self, matches: Matches, limit: int, sort: SortOrder) -> list[tuple[int, float]]:
+        """The best `limit` matches: by score, or newest first (undated last); ties in
+        docnum order, as Whoosh orders them."""
+        key = -matches.scores if sort == "relevance" else (
+            -self._ranker.column("published")[matches.docs])
+        if len(matches) > limit:        # only the candidates that can make the cut
+            cut = np.partition(key, limit - 1)[limit - 1] if limit else -np.inf
+            within = np.flatnonzero(key <= cut)
+            order = within[np.lexsort((matches.docs[within], key[within]))][:limit]
+        else:
+            order = np.lexsort((matches.docs, key))
+        return [(int(matches.docs[i]), float(matches.scores[i])) for i in order]
 
     def _hits(self, found: list[tuple[int, float | None, dict]], words: frozenset[str] | None
               ) -> tuple[Hit, ...]:
@@ -210,7 +187,13 @@ def _open_searcher(index_dir: Path) -> tuple[whoosh_index.Index, Searcher]:
         try:
             ix = _open_index(index_dir)
             try:
-                return ix, ix.searcher()
+                searcher = ix.searcher()
+                if searcher.doc_count() == 0:
+                    searcher.close()
+                    raise IndexMissingError(
+                        index_dir, "the search index is empty; run `fraudkb crawl` to fetch "
+                        "notices (or `fraudkb reindex` after a crawl)")
+                return ix, searcher
             except BaseException:
                 ix.close()
                 raise
@@ -233,33 +216,16 @@ def _open_index(index_dir: Path) -> whoosh_index.Index:
     if meta is None or not is_current(meta):
         raise IndexStaleError(index_dir, _STALE)
     try:
-        ix = whoosh_index.open_dir(str(gen_dir))
+        # Without mmap: whoosh-ng copies each memory-mapped segment file into a BytesIO
+        # (0.25 s and 330 MB at 20k documents, growing with the index); plain reads cost
+        # a little per posting block instead.
+        ix = FileStorage(str(gen_dir), supports_mmap=False, readonly=True).open_index()
     except whoosh_index.EmptyIndexError as exc:
         raise IndexMissingError(index_dir, "the search index has no commit yet; run "
                                 "`fraudkb reindex`") from exc
     except (ImportError, AttributeError, pickle.UnpicklingError) as exc:  # an older schema
         raise IndexStaleError(index_dir, _STALE) from exc
-    if ix.doc_count() == 0:
-        ix.close()
-        raise IndexMissingError(index_dir, "the search index is empty; run `fraudkb crawl` "
-                                "to fetch notices (or `fraudkb reindex` after a crawl)")
     return ix
-
-
-def _and_all(queries: list[wq.Query]) -> wq.Query | None:
-    if not queries:
-        return None
-    return queries[0] if len(queries) == 1 else wq.And(queries)
-
-
-def _filters(source: str | None, since: dt.date | None) -> list[wq.Query]:
-    filters: list[wq.Query] = []
-    if source:
-        filters.append(wq.Term("source", source))
-    if since is not None:
-        start = dt.datetime.combine(since, dt.time.min)
-        filters.append(wq.DateRange("published", start, None))
-    return filters
 
 
 def _word_offsets(searcher: Searcher, docnums: list[int], words: Set[str]
