@@ -36,6 +36,7 @@ from index.schema import (
     current_generation,
     is_current,
     new_meta,
+    open_generation,
     read_meta,
     set_current_generation,
     terms_digest,
@@ -92,7 +93,7 @@ def _apply_changes(store: CorpusStore, index_dir: Path, gen_dir: Path, meta: Ind
     # Read the high-water mark first: every change up to it is then certainly included;
     # changes racing in after it are applied again next time (idempotent).
     target = store.max_seq()
-    ix = whoosh_index.open_dir(str(gen_dir))
+    ix = open_generation(gen_dir, readonly=False)
     try:
         with _whoosh_writer(ix, index_dir, timeout) as writer:
             added, updated = _write_changes(writer, store.articles_changed_since(meta.seq))

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from whoosh.columns import NumericColumn
 from whoosh.fields import DATETIME, ID, KEYWORD, STORED, TEXT, Schema
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import Index
 
 from index.analysis import JiebaTokenizer
 
@@ -99,6 +101,13 @@ def read_meta(gen_dir: Path) -> IndexMeta | None:
 def write_meta(gen_dir: Path, meta: IndexMeta) -> None:
     """Write the stamp atomically (write + rename), so a reader never sees half a file."""
     write_json_atomic(gen_dir / META_FILE, asdict(meta))
+
+
+def open_generation(gen_dir: Path, *, readonly: bool = True) -> Index:
+    """Open one generation's Whoosh index. Not memory-mapped: whoosh-ng copies each mapped
+    segment file into a BytesIO on open (0.25 s and 330 MB at 20k documents, growing with
+    the index); plain file reads cost a little per posting block instead."""
+    return FileStorage(str(gen_dir), supports_mmap=False, readonly=readonly).open_index()
 
 
 def current_generation(index_dir: Path) -> Path | None:

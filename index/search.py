@@ -23,14 +23,19 @@ from typing import Literal
 
 import numpy as np
 from whoosh import index as whoosh_index
-from whoosh.filedb.filestore import FileStorage
 from whoosh.searching import Searcher
 from whoosh.util.times import datetime_to_long
 
 from index.errors import IndexMissingError, IndexStaleError
 from index.query import compile_query, parse_query
 from index.rank import Matches, Ranker
-from index.schema import current_generation, is_current, read_meta, schema_user_terms
+from index.schema import (
+    current_generation,
+    is_current,
+    open_generation,
+    read_meta,
+    schema_user_terms,
+)
 
 SNIPPET_CHARS = 120         # characters of body text shown around the best passage
 SNIPPET_LEAD = 20           # characters kept before the first hit of the passage
@@ -216,10 +221,7 @@ def _open_index(index_dir: Path) -> whoosh_index.Index:
     if meta is None or not is_current(meta):
         raise IndexStaleError(index_dir, _STALE)
     try:
-        # Without mmap: whoosh-ng copies each memory-mapped segment file into a BytesIO
-        # (0.25 s and 330 MB at 20k documents, growing with the index); plain reads cost
-        # a little per posting block instead.
-        ix = FileStorage(str(gen_dir), supports_mmap=False, readonly=True).open_index()
+        ix = open_generation(gen_dir)
     except whoosh_index.EmptyIndexError as exc:
         raise IndexMissingError(index_dir, "the search index has no commit yet; run "
                                 "`fraudkb reindex`") from exc
