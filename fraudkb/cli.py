@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import click
 
 from crawler.errors import ConfigError, FraudkbError
+from fraudkb import render
 from index.errors import ExportError
 
 EXIT_FAILURE = 1
@@ -102,9 +102,9 @@ def _run_crawl(ctx: _Context, config) -> int:
     from crawler.pipeline import crawl as run_crawl
 
     tagger = ctx.tagger()
-    with ctx.open_store(create=True) as store, _CrawlProgress() as progress:
+    with ctx.open_store(create=True) as store, render.CrawlProgress() as progress:
         stats = run_crawl(config, store, tagger, on_progress=progress.show)
-    _print_crawl_summary(stats)
+    render.print_crawl_summary(stats)
     if stats.interrupted:
         click.echo("Interrupted: finished pages are saved; run the same crawl again to "
                    "resume.", err=True)
@@ -122,58 +122,6 @@ def _update_index(ctx: _Context) -> None:
                f"{result.deleted} deleted in {result.seconds:.1f} s", err=True)
 
 
-class _Status:
-    """A live status line on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, text: str) -> None:
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        self.status = console.status(text) if console.is_terminal else None
-
-    def __enter__(self) -> _Status:
-        if self.status is not None:
-            self.status.start()
-        return self
-
-    def update(self, text: str) -> None:
-        if self.status is not None:
-            self.status.update(text)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.status is not None:
-            self.status.stop()
-
-
-class _CrawlProgress(_Status):
-    """The crawl's live status line on a terminal; a line every 10 s otherwise (logs, CI)."""
-
-    def __init__(self) -> None:
-        super().__init__("crawling …")
-        self.last_line = time.monotonic()
-
-    def show(self, stats) -> None:
-        line = (f"fetched {stats.fetched} · new {stats.new} · changed {stats.changed} · "
-                f"unchanged {stats.unchanged} · failed {stats.failed}")
-        if self.status is not None:
-            self.update(f"crawling … {line}")
-        elif time.monotonic() - self.last_line >= 10:
-            self.last_line = time.monotonic()
-            click.echo(f"progress: {line}", err=True)
-
-
-def _print_crawl_summary(stats) -> None:
-    state = "interrupted" if stats.interrupted else "finished"
-    resumed = " (resumed)" if stats.resumed else ""
-    click.echo(f"crawl {state}{resumed} in {stats.elapsed:.1f} s: fetched {stats.fetched}, "
-               f"new {stats.new}, changed {stats.changed}, unchanged {stats.unchanged}, "
-               f"failed {stats.failed}, skipped by robots {stats.robots}")
-    extra = {"duplicates": stats.duplicates, "list pages": stats.lists,
-             "out of scope": stats.out_of_scope, "too large": stats.too_large,
-             "not html": stats.not_html, "no content": stats.no_content}
-    click.echo("  " + ", ".join(f"{k} {v}" for k, v in extra.items()))
-
-
 # -- stats ---------------------------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -185,15 +133,7 @@ def stats(ctx: _Context, as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
-    click.echo(f"{report['articles']} articles from {report['pages']} fetched pages")
-    for title, key in (("by source", "by_source"), ("by category", "by_category"),
-                       ("by month", "by_month")):
-        click.echo(f"\n{title}:")
-        for name, count in report[key].items():
-            click.echo(f"  {name:<28} {count:>6}")
-    last = report["last_crawl"]
-    if last:
-        click.echo(f"\nlast crawl: {last['started_at']} ({last['state']})")
+    render.print_stats(report)
     return 0
 
 
@@ -223,10 +163,10 @@ def search(ctx: _Context, terms: tuple[str, ...], categories: tuple[str, ...],
     result = run_search(ctx.index_dir, list(terms), categories=categories, source=source,
                         since=since.date() if since else None, limit=limit, sort=sort)
     if as_json:
-        click.echo(json.dumps([_hit_json(hit) for hit in result.hits], ensure_ascii=False,
+        click.echo(json.dumps([render.hit_json(hit) for hit in result.hits], ensure_ascii=False,
                               indent=2))
         return 0
-    _print_hits(result)
+    render.print_hits(result)
     return 0
 
 
@@ -237,44 +177,6 @@ def _check_categories(categories: tuple[str, ...]) -> None:
     if unknown:
         raise click.BadParameter(f"unknown category {', '.join(unknown)}; valid ids: "
                                  f"{', '.join(KNOWN_CATEGORY_IDS)}", param_hint="--category")
-
-
-def _hit_json(hit) -> dict[str, Any]:
-    return {"url": hit.url, "title": hit.title, "published": hit.published,
-            "source": hit.source, "kind": hit.kind, "categories": list(hit.categories),
-            "score": round(hit.score, 4), "snippet": hit.snippet, "id": hit.id}
-
-
-def _print_hits(result) -> None:
-    color = sys.stdout.isatty()
-    if not result.hits:
-        click.echo(f"no notices match {result.query_used}")
-        return
-    noun = "notice matches" if result.total == 1 else "notices match"
-    click.echo(f"{result.total} {noun} {result.query_used}\n")
-    for rank, hit in enumerate(result.hits, start=1):
-        title = click.style(hit.title, bold=True) if color else hit.title
-        click.echo(f"{rank}. {title}")
-        click.echo(f"   {hit.published or 'date unknown'} · {hit.source} · "
-                   f"{', '.join(hit.categories) or 'no category'}")
-        click.echo(f"   {hit.url}")
-        click.echo(f"   {_marked_snippet(hit, color)}\n")
-    facets = ", ".join(f"{cat} {n}" for cat, n in result.facets.items())
-    if facets:
-        click.echo(f"by category: {facets}")
-
-
-def _marked_snippet(hit, color: bool) -> str:
-    """The snippet with hits in bold red on a terminal, in [brackets] otherwise."""
-    if not color:
-        return hit.snippet
-    pieces, position = [], 0
-    for start, end in hit.snippet_spans:
-        pieces.append(hit.snippet[position:start])
-        pieces.append(click.style(hit.snippet[start + 1:end - 1], fg="red", bold=True))
-        position = end
-    pieces.append(hit.snippet[position:])
-    return "".join(pieces)
 
 
 @cli.command()
@@ -330,7 +232,7 @@ def export(ctx: _Context, fmt: str, out: Path | None, unit: str, no_dedup: bool,
         sources=sources, since=since.date().isoformat() if since else None,
         min_chars=min_chars, split_files=split_files)
     tagger = ctx.tagger()
-    with ctx.open_store(create=False) as store, _Status("exporting") as status:
+    with ctx.open_store(create=False) as store, render.Status("exporting") as status:
         summary = export_corpus(store, options, out, tagger=tagger,
                                 taxonomy_version=tagger.taxonomy.version,
                                 on_progress=lambda p: status.update(
@@ -359,9 +261,9 @@ def tag(ctx: _Context, source, as_json: bool, as_jsonl: bool) -> int:
     text = source.read()
     tags = tagger.tag(text)
     if as_json:
-        click.echo(json.dumps(_tags_json(tags), ensure_ascii=False))
+        click.echo(json.dumps(render.tags_json(tags), ensure_ascii=False))
         return 0
-    _print_tags(tagger, text, tags)
+    render.print_tags(tagger, text, tags)
     return 0
 
 
@@ -375,32 +277,8 @@ def _tag_jsonl(tagger, lines) -> int:
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise click.UsageError(f"line {number}: expected a JSON object with a 'text' "
                                    "field") from None
-        click.echo(json.dumps(_tags_json(tagger.tag(text, title=title)), ensure_ascii=False))
+        click.echo(json.dumps(render.tags_json(tagger.tag(text, title=title)), ensure_ascii=False))
     return 0
-
-
-def _tags_json(tags) -> dict[str, Any]:
-    return {"categories": list(tags.categories), "primary": tags.primary,
-            "evidence": {cat: [{"term": e.term, "start": e.start, "end": e.end} for e in items]
-                         for cat, items in tags.evidence.items()},
-            "scores": {cat: round(score, 4) for cat, score in tags.scores.items()}}
-
-
-def _print_tags(tagger, text: str, tags) -> None:
-    from crawler.tag import render_evidence
-
-    names = {c.id: c.name for c in tagger.taxonomy.categories}
-    if not tags.categories:
-        click.echo("no scam category found")
-    for cat in tags.categories:
-        star = "*" if cat == tags.primary else " "
-        terms = "、".join(dict.fromkeys(e.term for e in tags.evidence.get(cat, ())))
-        click.echo(f"{star} {cat:<26} {names.get(cat, ''):<16} {tags.scores[cat]:6.2f}  {terms}")
-    if tags.categories:
-        color = sys.stdout.isatty()
-        marked = render_evidence(text, tags, mark=(lambda s: click.style(s, fg="red", bold=True))
-                                 if color else (lambda s: f"[{s}]"))
-        click.echo("\n" + marked.strip())
 
 
 @cli.command("eval-tags")
