@@ -1,7 +1,6 @@
 """What the CLI prints: status lines, crawl summaries, search hits, tags, stats.
 
-Human output only; the JSON shapes of SPEC are here too so that each command's two outputs
-sit side by side.
+The SPEC JSON shapes of hits and tags live here too, beside their human forms.
 """
 
 from __future__ import annotations
