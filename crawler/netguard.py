@@ -17,9 +17,10 @@ The rule (`NetGuard.refusal`):
    fe80::/10), shared (100.64/10), multicast, reserved or unspecified. Names under
    `localhost` are refused without a lookup. A name that does not resolve is refused too.
 
-Limitation: the name is resolved again when connecting, so a DNS server that answers
-differently within milliseconds (DNS rebinding) is not stopped; pinning the checked address
-would need a custom transport.
+The check runs twice: `refusal()` before a request (a clean "out of scope" outcome), and
+`GuardedBackend` when a connection opens. The backend resolves the name itself, applies the
+same rule to the addresses and connects to an address it checked, never re-resolving: a DNS
+server answering differently the second time (DNS rebinding) meets the check again.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import httpcore
 
 from crawler.config import SourceConfig
 from crawler.urls import DEFAULT_PORTS
@@ -118,16 +121,20 @@ class NetGuard:
             return "no host to check"
         if origin in self.trusted:
             return None
-        host, port = origin
+        return (await self.vet(*origin))[1]
+
+    async def vet(self, host: str, port: int) -> tuple[tuple[str, ...], str | None]:
+        """(the addresses `host` resolves to, why connecting is refused or None) for an
+        untrusted origin. Refused when any address is internal or there is none."""
         if is_private_address(host):
-            return f"internal address {host} (not a start URL or allow host)"
+            return (), f"internal address {host} (not a start URL or allow host)"
         addresses = await self._resolve(host, port)
         if not addresses:
-            return f"{UNRESOLVED} {host}"
+            return (), f"{UNRESOLVED} {host}"
         internal = sorted(a for a in addresses if is_private_address(a))
         if internal:
-            return f"{host} resolves to internal address {internal[0]}"
-        return None
+            return (), f"{host} resolves to internal address {internal[0]}"
+        return tuple(sorted(addresses)), None
 
     async def _resolve(self, host: str, port: int) -> set[str]:
         loop = asyncio.get_running_loop()
@@ -137,3 +144,43 @@ class NetGuard:
         except (OSError, UnicodeError, TimeoutError):
             return set()
         return {str(info[4][0]) for info in infos}
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network layer with the guard at connect time: a trusted origin connects
+    as named; any other name is resolved here, vetted, and one of the vetted addresses is
+    connected to (TLS still verifies the certificate against the name)."""
+
+    def __init__(self, guard: NetGuard, inner: httpcore.AsyncNetworkBackend | None = None
+                 ) -> None:
+        self._guard = guard
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+                          ) -> httpcore.AsyncNetworkStream:
+        name = host.strip("[]").rstrip(".").lower()
+        if (name, port) in self._guard.trusted:
+            return await self._inner.connect_tcp(host, port, timeout, local_address,
+                                                 socket_options)
+        addresses, refusal = await self._guard.vet(name, port)
+        if refusal is not None:
+            raise httpcore.ConnectError(f"refused by the network guard: {refusal}")
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address,
+                                                     socket_options)
+            except httpcore.ConnectError as exc:    # try the name's next address
+                failure = exc
+        assert failure is not None      # vet() never accepts an empty address list
+        raise failure
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("refused by the network guard: unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

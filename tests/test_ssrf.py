@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpcore
 import pytest
 
 from crawler.config import CrawlConfig, FetchConfig, SourceConfig
 from crawler.fetch import Fetcher
-from crawler.netguard import NetGuard, is_private_address, literal_origins
+from crawler.netguard import GuardedBackend, NetGuard, is_private_address, literal_origins
 from crawler.pipeline import crawl
 from crawler.records import CrawlStats, FetchOutcome, FetchResult
 from crawler.store import CorpusStore
@@ -292,3 +293,74 @@ def test_internal_host_named_in_allow_is_crawled(
                            delay=0.0)
         stats = run_crawl(tmp_path, tagger, src)
     assert forbidden.connections >= 1 and stats.out_of_scope == 0 and stats.failed == 0
+
+
+# -- the connect-time check (GuardedBackend) -----------------------------------------------
+class _SpyBackend(httpcore.AsyncNetworkBackend):
+    """Records where a connection was asked for, and refuses it (nothing is contacted)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None,
+                          socket_options=None):
+        self.asked.append((host, port))
+        raise httpcore.ConnectError("spy: not connecting")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _answers(monkeypatch: pytest.MonkeyPatch, *answers: set[str]) -> list[str]:
+    """Make NetGuard's resolver give `answers` in turn (the last one from then on)."""
+    asked: list[str] = []
+
+    async def resolve(self: NetGuard, host: str, port: int) -> set[str]:
+        asked.append(host)
+        return answers[min(len(asked), len(answers)) - 1]
+
+    monkeypatch.setattr(NetGuard, "_resolve", resolve)
+    return asked
+
+
+def test_backend_connects_to_the_address_it_checked_not_the_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _answers(monkeypatch, {"93.184.216.34"})
+    spy = _SpyBackend()
+    backend = GuardedBackend(NetGuard(), inner=spy)
+    with pytest.raises(httpcore.ConnectError, match="spy"):
+        asyncio.run(backend.connect_tcp("news.example.cn", 443))
+    assert spy.asked == [("93.184.216.34", 443)]
+    assert asked == ["news.example.cn"]
+
+
+def test_backend_refuses_a_name_rebound_to_an_internal_address(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pre-request check sees a public address; the connection's own lookup gets the
+    internal one (DNS rebinding) and is refused before any connect."""
+    _answers(monkeypatch, {"93.184.216.34"}, {"169.254.169.254"})
+    guard = NetGuard()
+    spy = _SpyBackend()
+
+    async def check_then_connect() -> str | None:
+        verdict = await guard.refusal("http://rebind.example.cn/latest/meta-data/")
+        refused = re.escape("internal address 169.254.169.254")
+        with pytest.raises(httpcore.ConnectError, match=refused):
+            await GuardedBackend(guard, inner=spy).connect_tcp("rebind.example.cn", 80)
+        return verdict
+
+    assert asyncio.run(check_then_connect()) is None
+    assert spy.asked == []
+
+
+def test_backend_passes_trusted_origins_through_unresolved(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _answers(monkeypatch, set())
+    spy = _SpyBackend()
+    backend = GuardedBackend(NetGuard(frozenset({("127.0.0.1", 8080)})), inner=spy)
+    with pytest.raises(httpcore.ConnectError, match="spy"):
+        asyncio.run(backend.connect_tcp("127.0.0.1", 8080))
+    with pytest.raises(httpcore.ConnectError, match=re.escape("internal address 127.0.0.1")):
+        asyncio.run(backend.connect_tcp("127.0.0.1", 8081))      # another port: not trusted
+    assert spy.asked == [("127.0.0.1", 8080)]
+    assert asked == []
