@@ -20,13 +20,15 @@ share between threads, and pickles by rebuilding from its taxonomy.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 
 import ahocorasick_rs
 
 from crawler.records import Evidence, Tags
-from crawler.tagscore import RoutePlan, Scored, Span, plan_routes, route, score_categories
+from crawler.tagplan import RoutePlan, Span, plan_routes
+from crawler.tagscore import Scored, route, score_categories
 from crawler.taxonomy import Category, Taxonomy
 from crawler.textnorm import normalize_with_origin
 
@@ -36,6 +38,11 @@ Finder = Callable[[str], Sequence[Hit]]
 
 _START = itemgetter(0)
 _SCORE = itemgetter(1)
+# Evidence's slot setters, for _make_evidence.
+_NEW_EVIDENCE = object.__new__
+_SET_TERM = Evidence.term.__set__           # type: ignore[attr-defined]
+_SET_START = Evidence.start.__set__         # type: ignore[attr-defined]
+_SET_END = Evidence.end.__set__             # type: ignore[attr-defined]
 
 
 class Tagger:
@@ -46,7 +53,7 @@ class Tagger:
     def __init__(self, taxonomy: Taxonomy, find: Finder, plan: RoutePlan) -> None:
         self.taxonomy = taxonomy
         self._find = find               # normalised text -> (key index, start, end) hits
-        self._plan = plan               # where each key's hits go (see tagscore)
+        self._plan = plan               # where each key's hits go (see tagplan)
 
     def __reduce__(self) -> tuple[Callable[[Taxonomy], Tagger], tuple[Taxonomy]]:
         # The automaton cannot be pickled; a worker process rebuilds it from the taxonomy.
@@ -116,35 +123,46 @@ def _compile(keys: tuple[str, ...]) -> Finder:
     """
     automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
                                            implementation=ahocorasick_rs.Implementation.DFA)
-    return lambda text: automaton.find_matches_as_indexes(text, overlapping=True)
+    # A partial, not a lambda: one Python frame less per call.
+    return functools.partial(automaton.find_matches_as_indexes, overlapping=True)
 
 
 # -- result ------------------------------------------------------------------------------------
 
 def _to_tags(scored: list[Scored], origin: Sequence[int], primary_margin: float) -> Tags:
-    """Passing categories, primary first then by score, with original offsets."""
-    positive = [item for item in scored if item[1] > 0]     # a positive score has spans
-    passing = [item for item in positive if item[1] >= item[0].threshold]
-    passing.sort(key=lambda item: (-item[1], _first_start(item[2], item[3])))
-    if passing:
+    """Passing categories, primary first then by score, with original offsets. `scored`
+    holds the categories with a positive score (see score_categories)."""
+    passing = [item for item in scored if item[1] >= item[0].threshold]
+    if len(passing) > 1:
+        passing.sort(key=_rank)
         # Near-ties for primary go to the type the text names first (see Scoring). Sorted by
         # score, the contenders are a prefix of `passing`; min() keeps the first of equals.
         floor = primary_margin * passing[0][1]
-        contenders = sum(1 for item in passing if item[1] >= floor)
-        primary = min(range(contenders),
-                      key=lambda i: _lead_position(passing[i][0], passing[i][2]))
-        passing.insert(0, passing.pop(primary))
-    evidence = {c.id: _evidence(spans, distinct, origin) for c, _, spans, distinct in passing}
-    ids = tuple(item[0].id for item in passing)
+        if passing[1][1] >= floor:
+            contenders = sum(1 for item in passing if item[1] >= floor)
+            primary = min(range(contenders),
+                          key=lambda i: _lead_position(passing[i][0], passing[i][2]))
+            if primary:
+                passing.insert(0, passing.pop(primary))
+    evidence = {category.id: _evidence(spans, distinct, origin)
+                for category, _, spans, distinct in passing}
+    ids = tuple([item[0].id for item in passing])
     # reverse=True keeps equal scores in category order, as sorting by -score did.
-    scores = {item[0].id: round(item[1], 3)
-              for item in sorted(positive, key=_SCORE, reverse=True)}
+    if len(scored) > 1:
+        scored = sorted(scored, key=_SCORE, reverse=True)
+    scores = {item[0].id: round(item[1], 3) for item in scored}
     return Tags(categories=ids, primary=ids[0] if ids else None, scores=scores,
                 evidence=evidence)
 
 
-def _first_start(spans: list[Span], distinct: bool = False) -> int:
-    return spans[0][0] if distinct else min(map(_START, spans))   # distinct: sorted
+def _rank(item: Scored) -> tuple[float, int]:
+    """Best score first, then the category whose evidence starts first."""
+    spans = item[2]
+    return -item[1], spans[0][0] if item[3] else min(map(_START, spans))
+
+
+def _first_start(spans: list[Span]) -> int:
+    return min(map(_START, spans))
 
 
 def _lead_position(category: Category, spans: list[Span]) -> int:
@@ -159,9 +177,28 @@ def _evidence(spans: list[Span], distinct: bool, origin: Sequence[int]
               ) -> tuple[Evidence, ...]:
     """De-duplicated evidence in text order, offsets mapped back to the original text.
     `distinct` spans (sorted by start, no two alike) need no de-duplicating."""
+    make = _make_evidence
+    unique = (spans if distinct
+              else sorted({(start, end, term.text) for start, end, term in spans}))
+    if type(origin) is range and origin.start == 0 and origin.step == 1:
+        # Normalisation kept every offset (no NFKC length change): nothing to map.
+        if distinct:
+            return tuple([make(term.text, start, end) for start, end, term in unique])
+        return tuple([make(text, start, end) for start, end, text in unique])
     if distinct:
-        return tuple([Evidence(term.text, origin[start], origin[end - 1] + 1)
-                      for start, end, term in spans])
-    unique = sorted({(start, end, term.text) for start, end, term in spans})
-    return tuple([Evidence(text, origin[start], origin[end - 1] + 1)
+        return tuple([make(term.text, origin[start], origin[end - 1] + 1)
+                      for start, end, term in unique])
+    return tuple([make(text, origin[start], origin[end - 1] + 1)
                   for start, end, text in unique])
+
+
+def _make_evidence(term: str, start: int, end: int) -> Evidence:
+    """Evidence(term, start, end) at ~60 % of the cost: a frozen dataclass's __init__ sets
+    each field through object.__setattr__, and a dense notice yields ~20 of them. Filling
+    the slots of a fresh object builds the same record (tests/test_tag.py pins the fields,
+    so a field added to Evidence fails there rather than going missing here)."""
+    evidence = _NEW_EVIDENCE(Evidence)
+    _SET_TERM(evidence, term)
+    _SET_START(evidence, start)
+    _SET_END(evidence, end)
+    return evidence

@@ -6,10 +6,11 @@ of the normalised text back to its position in the original, so evidence and hig
 point at what the user actually wrote.
 
 Speed (the tagger normalises every crawled page): the offsets variant does no per-character
-Python work for the common cases. Characters that NFKC changes one-for-one (full-width
-punctuation such as "，" -> ",") are replaced with str.replace, keeping the identity mapping;
-only characters whose NFKC form has another length ("…" -> "...") take the slow path.
-OpenCC runs only when the text holds a character that t2s changes on its own.
+Python work for the common cases. Each distinct character that NFKC changes one-for-one
+(full-width punctuation such as "，" -> ",") costs one regex search and one str.replace,
+keeping the identity mapping; only characters whose NFKC form has another length
+("…" -> "...") take the slow path. OpenCC runs only when the text holds a character that
+t2s changes on its own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import opencc
 # Only ASCII is lower-cased: str.lower() can change lengths (İ -> i̇) and break offsets.
 _ASCII_UPPER_RUN = re.compile("[A-Z]+")
 _ASCII_CAPITALS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_ASTRAL_CHAR = re.compile("[\U00010000-\U0010ffff]")
 
 # Code point ranges scanned for NFKC-unstable characters: the BMP, and the astral blocks
 # that hold compatibility characters (math alphanumerics, enclosed alphanumerics,
@@ -72,22 +72,54 @@ def normalize_with_origin(text: str) -> tuple[str, Sequence[int]]:
 
 def _nfkc_with_origin(text: str) -> tuple[str, Sequence[int], bool]:
     """Per-character NFKC with an origin map; identity origin when no length changes. Also
-    says whether the result holds an ASCII capital: the one scan that finds the characters
-    NFKC changes finds A-Z too, so lower-casing needs no scan of its own."""
-    found = set(_nfkc_scan_re(_BMP_SCAN_RANGES).findall(text))
-    if _ASTRAL_CHAR.search(text):
-        found.update(_nfkc_scan_re(_ASTRAL_SCAN_RANGES).findall(text))
-    unstable = found - _ASCII_CAPITALS
-    has_upper = len(unstable) != len(found) or any(
-        not _ASCII_CAPITALS.isdisjoint(_nfkc_char(c)) for c in unstable)
-    if not unstable:
-        return text, range(len(text)), has_upper
-    growing = {c for c in unstable if len(_nfkc_char(c)) != 1}
-    for char in unstable - growing:
-        text = text.replace(char, _nfkc_char(char))     # 1:1, so offsets are unchanged
+    says whether the result holds an ASCII capital: the scan that finds the characters NFKC
+    changes finds A-Z too, so lower-casing needs no scan of its own."""
+    text, growing, has_upper = _fold_one_for_one(text, _BMP_SCAN_RANGES, False)
+    if _has_astral(text):
+        text, more, has_upper = _fold_one_for_one(text, _ASTRAL_SCAN_RANGES, has_upper)
+        growing |= more
     if not growing:
         return text, range(len(text)), has_upper
     return (*_expand_with_origin(text, growing), has_upper)
+
+
+def _fold_one_for_one(text: str, ranges: tuple[tuple[int, int], ...], has_upper: bool
+                      ) -> tuple[str, set[str], bool]:
+    """`text` with every character of `ranges` that NFKC maps to one character replaced
+    (offsets unchanged), the characters NFKC maps to several, and whether an ASCII capital
+    is in the result (known to be, if `has_upper`).
+
+    A notice holds a handful of distinct unstable characters (full-width punctuation) many
+    times over, so each distinct one is found by one search and replaced everywhere at once;
+    the next search resumes where the last one stopped. Folds are NFKC-stable, so nothing a
+    replacement writes is found again. Capitals stop the search only until the first one."""
+    scan = _nfkc_scan_re(ranges, not has_upper).search
+    growing: set[str] = set()
+    position = 0
+    while (found := scan(text, position)) is not None:
+        char = found.group()
+        position = found.start()
+        if char in _ASCII_CAPITALS:
+            has_upper = True
+            scan = _nfkc_scan_re(ranges, False).search
+            continue
+        folded = _nfkc_char(char)
+        if len(folded) == 1:
+            text = text.replace(char, folded)
+            if folded in _ASCII_CAPITALS and not has_upper:     # Ａ -> A
+                has_upper = True
+                scan = _nfkc_scan_re(ranges, False).search
+        else:
+            growing.add(char)
+            has_upper = has_upper or not _ASCII_CAPITALS.isdisjoint(folded)
+            position += 1
+    return text, growing, has_upper
+
+
+def _has_astral(text: str) -> bool:
+    # A str holding no astral character encodes to exactly two UTF-16 bytes a character;
+    # the encoder copies such a string ~2x faster than `re` scans it for one.
+    return len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
 
 
 def _expand_with_origin(text: str, growing: set[str]) -> tuple[str, list[int]]:
@@ -127,12 +159,20 @@ def _nfkc_char(char: str) -> str:
 
 
 @functools.cache
-def _nfkc_scan_re(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
-    """The characters of `ranges` that NFKC changes, plus ASCII A-Z (see _nfkc_with_origin).
-    Built once on first use (~30 ms), so importing this module stays cheap."""
-    codes = [c for lo, hi in ranges for c in range(lo, hi)
-             if not unicodedata.is_normalized("NFKC", chr(c))]
-    return re.compile(_char_class(sorted({*codes, *map(ord, _ASCII_CAPITALS)})))
+def _nfkc_scan_re(ranges: tuple[tuple[int, int], ...], capitals: bool) -> re.Pattern[str]:
+    """The characters of `ranges` that NFKC changes, plus ASCII A-Z if `capitals` (see
+    _fold_one_for_one). Built on first use, so importing this module stays cheap."""
+    codes = _nfkc_unstable(ranges)
+    if capitals:
+        codes = tuple(sorted({*codes, *map(ord, _ASCII_CAPITALS)}))
+    return re.compile(_char_class(list(codes)))
+
+
+@functools.cache
+def _nfkc_unstable(ranges: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+    # ~5 ms for the BMP; shared by both scan patterns.
+    return tuple(c for lo, hi in ranges for c in range(lo, hi)
+                 if not unicodedata.is_normalized("NFKC", chr(c)))
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import fields
 from pathlib import Path
 
 import opencc
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 
 from crawler.errors import ConfigError
 from crawler.evaluate import evaluate, format_report, load_eval_records
-from crawler.records import Tags
-from crawler.tag import Tagger, build_matcher, render_evidence, tag_text
+from crawler.records import Evidence, Tags
+from crawler.tag import Tagger, _make_evidence, build_matcher, render_evidence, tag_text
+from crawler.tagcombo import _first_in_window, _first_near
 from crawler.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
 from crawler.textnorm import normalize_text, normalize_with_offsets
 
@@ -292,6 +294,54 @@ def test_normalize_with_offsets_maps_every_character_back(pieces: list[str]):
     assert isinstance(origin, list) and len(origin) == len(normalised)
     assert origin == sorted(origin)
     assert normalised == normalize_text(text)
+
+
+# Characters NFKC folds one-for-one (full-width, compatibility ideographs, also into capitals
+# and into astral characters), folds into several (…, ㈱, ﬁ), astral ones, and plain text
+# (simplified: the test below follows each character alone, which t2s phrases need not).
+FOLDS = ["，", "：", "Ａ", "ｑ", "ｶ", "\uf900", "\ufa6c", "…", "㈱", "ﬁ", "①", "\U0001d400",
+         "\U0001f130", "\U0002f800", "GOIP", "abc", "刷单", "账户", "今天", " ", "\n", "。"]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.sampled_from(FOLDS), max_size=40))
+def test_normalize_with_offsets_folds_each_character_where_it_stood(pieces: list[str]):
+    text = "".join(pieces)
+    normalised, origin = normalize_with_offsets(text)
+    assert normalised == normalize_text(text)
+    assert len(origin) == len(normalised) and origin == sorted(origin)
+    for index, source in enumerate(origin):     # a character comes from the one it folds
+        assert normalised[index] in normalize_text(text[source])
+
+
+def _first_in_window_by_definition(positions: list[int], merged: list[list[int]],
+                                   window: int) -> int:
+    for index, position in enumerate(positions):
+        if all(any(abs(start - position) <= window for start in starts) for starts in merged):
+            return index
+    return -1
+
+
+_SORTED_STARTS = st.lists(st.integers(0, 300), min_size=1, max_size=15).map(sorted)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(_SORTED_STARTS.map(lambda s: sorted(set(s))), st.lists(_SORTED_STARTS, min_size=1,
+       max_size=3), st.sampled_from([0, 1, 5, 40, 200]))
+def test_combo_anchor_search_is_the_first_anchor_near_every_group(
+        positions: list[int], merged: list[list[int]], window: int):
+    expected = _first_in_window_by_definition(positions, merged, window)
+    assert _first_in_window(positions, merged, window) == expected
+    if len(merged) == 1:
+        assert _first_near(positions, merged[0], window) == expected
+
+
+def test_fast_evidence_is_the_record_evidence_makes():
+    # _make_evidence fills Evidence's slots itself; a new field must be added there too.
+    assert [field.name for field in fields(Evidence)] == ["term", "start", "end"]
+    made = _make_evidence("刷单", 3, 5)
+    assert made == Evidence("刷单", 3, 5) and hash(made) == hash(Evidence("刷单", 3, 5))
+    assert type(made) is Evidence and repr(made) == repr(Evidence("刷单", 3, 5))
 
 
 # -- evaluation ----------------------------------------------------------------------------------
