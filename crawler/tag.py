@@ -9,7 +9,8 @@
 Score of a category = (sum over distinct keywords of weight * (1 + repeat_gain * ln(hits))
 + title_bonus * weight for keywords also in the title + weights of the combos that fire
 - negative terms) / length damping. A category is tagged when its score reaches its
-threshold; primary is the best-scoring one, except that among categories within
+threshold and, unless the text hits one of its type-naming terms, secondary_ratio of the
+best score. Primary is the best-scoring one, except that among categories within
 primary_margin of the best, the one the text names first wins (round-ups list their main
 type first). All knobs live in categories.toml (see its header).
 
@@ -29,7 +30,7 @@ import ahocorasick_rs
 from crawler.records import Evidence, Tags
 from crawler.tagplan import RoutePlan, Span, plan_routes
 from crawler.tagscore import Scored, route, score_categories
-from crawler.taxonomy import Category, Taxonomy
+from crawler.taxonomy import Category, Scoring, Taxonomy
 from crawler.textnorm import normalize_with_origin
 
 # A hit in normalised coordinates: (term key index, start, end).
@@ -68,7 +69,7 @@ class Tagger:
         scoring = self.taxonomy.scoring
         routed = route(self._plan, self._find(normalised))
         scored = score_categories(self._plan, routed, title_end, body_length, scoring)
-        return _to_tags(scored, origin, scoring.primary_margin)
+        return _to_tags(scored, origin, scoring)
 
 
 def build_matcher(taxonomy: Taxonomy) -> Tagger:
@@ -129,15 +130,21 @@ def _compile(keys: tuple[str, ...]) -> Finder:
 
 # -- result ------------------------------------------------------------------------------------
 
-def _to_tags(scored: list[Scored], origin: Sequence[int], primary_margin: float) -> Tags:
+def _to_tags(scored: list[Scored], origin: Sequence[int], scoring: Scoring) -> Tags:
     """Passing categories, primary first then by score, with original offsets. `scored`
     holds the categories with a positive score (see score_categories)."""
     passing = [item for item in scored if item[1] >= item[0].threshold]
     if len(passing) > 1:
         passing.sort(key=_rank)
+        # A long notice on one scam brushes others with their common words (a 保证金 in a
+        # job scam, a 派出所 in a romance scam): a secondary label needs a share of the best
+        # score, or a decisive term (one that names the type, as a round-up list does).
+        least = scoring.secondary_ratio * passing[0][1]
+        passing = [item for item in passing if item[1] >= least or _is_named(*item[:3])]
+    if len(passing) > 1:
         # Near-ties for primary go to the type the text names first (see Scoring). Sorted by
         # score, the contenders are a prefix of `passing`; min() keeps the first of equals.
-        floor = primary_margin * passing[0][1]
+        floor = scoring.primary_margin * passing[0][1]
         if passing[1][1] >= floor:
             contenders = sum(1 for item in passing if item[1] >= floor)
             primary = min(range(contenders),
@@ -163,6 +170,11 @@ def _rank(item: Scored) -> tuple[float, int]:
 
 def _first_start(spans: list[Span]) -> int:
     return min(map(_START, spans))
+
+
+def _is_named(category: Category, score: float, spans: list[Span]) -> bool:
+    """Whether a term weighing at least the category's threshold was hit."""
+    return any(span[2].weight >= category.threshold for span in spans)
 
 
 def _lead_position(category: Category, spans: list[Span]) -> int:

@@ -76,6 +76,7 @@ class Scoring:
     length_damping: float = 0.4         # score /= 1 + damping * ln(len / reference)
     default_threshold: float = 3.0
     primary_margin: float = 0.7         # near-best categories compete for primary by position
+    secondary_ratio: float = 0.0        # other categories need >= ratio x the best score
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,8 @@ class _Validator:
             if name in table:
                 values[name] = self.number(table[name], f"[scoring] {name}", None, name,
                                            allow_zero=name in {"title_bonus", "repeat_gain",
-                                                               "length_damping"})
+                                                               "length_damping",
+                                                               "secondary_ratio"})
         if "length_reference" in values:
             values["length_reference"] = int(values["length_reference"])
         return Scoring(**{**{n: getattr(defaults, n) for n in Scoring.__slots__}, **values})

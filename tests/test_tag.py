@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from dataclasses import fields
@@ -239,6 +240,38 @@ def test_long_round_up_still_gets_its_types_but_not_stray_ones(tagger: Tagger):
             + "冒充公检法诈骗：骗子称你涉嫌洗钱，要求把钱转入安全账户。" + filler
             + "有人提到客服和投资，也提到了转账和充值。")
     assert set(tagger.tag(text).categories) == {"brushing_rebate", "impersonate_authority"}
+
+
+ONE_SCAM_NOTICE = (
+    "“招聘网店兼职客服，日结两百元”？近期我市多名学生遇到这类刷单骗局。对方先派发点赞、"
+    "关注的小任务，返还几元佣金取得信任，再拉入任务群，要求下载陌生APP做任务、垫付资金"
+    "刷单，称完成连单即可连本带利返还。受害人垫付后，对方又以卡单、操作失误为由要求继续"
+    "垫付，最后拉黑失联。民警提示：刷单本身违法，凡是要求先垫付的兼职都是诈骗。" * 2
+    + "受害人称，对方还说垫付的钱可作为保证金，商品下单后会有客服联系，让其不要报警。")
+
+
+def test_common_words_of_other_scams_do_not_add_labels_to_a_long_notice(tagger: Tagger):
+    tags = tagger.tag(ONE_SCAM_NOTICE)
+    assert tags.primary == "brushing_rebate"
+    weak = [c for c in tags.scores if c != tags.primary
+            and tags.scores[c] >= 3.0 and c not in tags.categories]
+    assert weak, "the notice is meant to brush other categories past their threshold"
+    assert tags.categories == ("brushing_rebate",)
+
+
+def test_secondary_ratio_zero_keeps_every_category_over_its_threshold(tagger: Tagger):
+    scoring = dataclasses.replace(tagger.taxonomy.scoring, secondary_ratio=0.0)
+    lenient = build_matcher(dataclasses.replace(tagger.taxonomy, scoring=scoring))
+    tags = lenient.tag(ONE_SCAM_NOTICE)
+    assert len(tags.categories) > 1
+    assert all(tags.scores[c] >= 3.0 for c in tags.categories)
+
+
+def test_a_type_named_in_passing_is_kept_however_small_its_share(tagger: Tagger):
+    tags = tagger.tag(ONE_SCAM_NOTICE + "此外，还要警惕冒充公检法诈骗和杀猪盘。")
+    share = {c: tags.scores[c] / tags.scores[tags.primary] for c in tags.categories}
+    assert {"impersonate_authority", "romance_scam"} <= set(tags.categories)
+    assert min(share.values()) < tagger.taxonomy.scoring.secondary_ratio
 
 
 def test_tags_are_deterministic_and_sorted_best_first(tagger: Tagger):
