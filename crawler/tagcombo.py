@@ -9,6 +9,7 @@ combos, most with a hit or two a group, so the common shapes get the short paths
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from itertools import chain
 from operator import itemgetter
 
@@ -94,38 +95,37 @@ def _combo_spans(window: int, groups: list[list[KeyHits]] | tuple[list[KeyHits],
     starting nearest the anchor, of equally near ones the first in hit order."""
     if window == 0:
         return [_first_hit(group) for group in groups]
+    others = groups[1:]
     if len(groups) == 2:                # most combos: one partner group, no lists of lists
         partners = _starts(groups[1])
-        anchor = None
-        for role, positions in groups[0]:
-            at = _first_near(positions, partners, window)
-            if at >= 0:
-                position = positions[at]
-                candidate = (position + role.length, position, role.term)
-                if anchor is None or candidate < anchor:
-                    anchor = candidate
-        if anchor is None:
-            return []
-        end, position, term = anchor
-        return [(position, end, term), _nearest(groups[1], position)]
-    others = groups[1:]
-    # Most anchors fail, so each is tested against every other group's starts merged, one
-    # bisection a group; the tie-broken nearest hits are picked for the winner alone.
-    merged = [_starts(group) for group in others]
-    # A key's hits come in start order, so its first anchor in window is its first in hit
-    # order; the group's first is the earliest (end, start) of those.
+        anchor = _earliest_anchor(groups[0],
+                                  lambda positions: _first_near(positions, partners, window))
+    else:
+        # Most anchors fail, so each is tested against every other group's starts merged,
+        # one bisection a group; the tie-broken nearest hits are picked for the winner alone.
+        merged = [_starts(group) for group in others]
+        anchor = _earliest_anchor(groups[0],
+                                  lambda positions: _first_in_window(positions, merged, window))
+    if anchor is None:
+        return []
+    end, position, term = anchor
+    return [(position, end, term), *[_nearest(group, position) for group in others]]
+
+
+def _earliest_anchor(anchors: list[KeyHits], first_in_window: Callable[[list[int]], int]
+                     ) -> tuple[int, int, str] | None:
+    """(end, start, term) of the first group's earliest hit that opens a window. A key's hits
+    come in start order, so its first anchor in window is its first in hit order; the group's
+    first is the earliest (end, start) of those."""
     anchor = None
-    for role, positions in groups[0]:
-        at = _first_in_window(positions, merged, window)
+    for role, positions in anchors:
+        at = first_in_window(positions)
         if at >= 0:
             position = positions[at]
             candidate = (position + role.length, position, role.term)
             if anchor is None or candidate < anchor:
                 anchor = candidate
-    if anchor is None:
-        return []
-    end, position, term = anchor
-    return [(position, end, term), *[_nearest(group, position) for group in others]]
+    return anchor
 
 
 def _starts(group: list[KeyHits]) -> list[int]:

@@ -194,21 +194,20 @@ def _outermost(ordered: list[Span]) -> list[Span]:
             if span[1] > reach:
                 reach = span[1]
             continue
-        if len(run) == 1:
-            kept.append(run[0])
-        elif len(run) == 2:
-            kept.append(_heavier(run[0], run[1]))
-        else:
-            kept += _heaviest_first(run)
+        kept += _settled(run)
         run = [span]
         reach = span[1]
-    if len(run) == 1:
-        kept.append(run[0])
-    elif len(run) == 2:
-        kept.append(_heavier(run[0], run[1]))
-    else:
-        kept += _heaviest_first(run)
+    kept += _settled(run)
     return kept
+
+
+def _settled(run: list[Span]) -> list[Span]:
+    """What a run of overlapping hits keeps (a lone hit keeps itself)."""
+    if len(run) == 1:
+        return run
+    if len(run) == 2:
+        return [_heavier(run[0], run[1])]
+    return _heaviest_first(run)
 
 
 def _heavier(a: Span, b: Span) -> Span:
