@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 
-import lxml.html
 from lxml import etree
 
+from crawler.htmltree import parse_html
 from crawler.records import Link, Page, PageLinks
 from crawler.urls import resolve_link
 
@@ -40,9 +40,13 @@ JS_NUMBER_VAR = r"(?:var|let|const)?\s*{name}\s*=\s*['\"]?(\d+)"
 MAX_SYNTHESISED_PAGES = 1000  # a TRS total beyond this is a broken page, not a list
 
 
-def find_links(page: Page) -> PageLinks:
-    """All http(s) links of `page` (absolute, normalised, deduplicated, in page order)."""
-    tree = _parse(page.html)
+def find_links(page: Page, tree: etree._Element | None = None) -> PageLinks:
+    """All http(s) links of `page` (absolute, normalised, deduplicated, in page order).
+
+    `tree`, when given, is `parse_html(page.html)` as yet unpruned (scripts and <noscript>
+    hold links and pagers); it is only read. The crawl shares one parse with extraction."""
+    if tree is None:
+        tree = parse_html(page.html)
     if tree is None:
         return PageLinks(canonical=None, links=())
     base = _base_url(tree, page.url)
@@ -93,7 +97,8 @@ def _redirect_targets(tree: etree._Element, html: str, base: str) -> list[str]:
             match = META_REFRESH_URL.search(meta.get("content") or "")
             if match:
                 targets.append(match.group(1).strip("'\" "))
-    targets += [m.group(1) or m.group(2) for m in JS_LOCATION.finditer(html)]
+    if "location" in html:  # every match holds it; the pattern itself has no literal prefix
+        targets += [m.group(1) or m.group(2) for m in JS_LOCATION.finditer(html)]
     return [url for url in (resolve_link(base, t) for t in targets) if url]
 
 
@@ -110,21 +115,6 @@ def _is_pager(text: str, url: str) -> bool:
     if compact in PAGER_TEXTS or PAGE_NUMBER_TEXT.fullmatch(compact):
         return True
     return bool(PAGER_URL.search(url))
-
-
-def _parse(html: str) -> etree._Element | None:
-    # Not extract.py's parser: that one drops <script>/<noscript>, which hold links and
-    # pagers that discovery needs.
-    if not html.strip():
-        return None
-    try:
-        return lxml.html.fromstring(html)
-    except (etree.ParserError, ValueError):
-        # ValueError: a str with an XML encoding declaration; retry without it.
-        try:
-            return lxml.html.fromstring(re.sub(r"^\s*<\?xml[^>]*\?>", "", html))
-        except (etree.ParserError, ValueError):
-            return None
 
 
 def _base_url(tree: etree._Element, page_url: str) -> str:

@@ -2,10 +2,12 @@
 
 Shape: an asyncio scheduler hands URLs to fetch tasks, at most one request in flight per host
 and one every `delay` seconds (or robots Crawl-delay, whichever is longer) per host, many hosts
-at once. Each task fetches and then runs the CPU stage (`process_page`) in an executor. The
-scheduler alone touches the store: results are written in batched transactions together with
-their frontier state, so a kill loses at most the last batch, which is simply fetched again on
-resume. The frontier lives in SQLite: memory does not grow with the number of URLs seen.
+at once. Each task fetches, frees its host for the next request, and then runs the CPU stage
+(`process_page`) in an executor (worker processes get pages in batches once pages queue up
+for them: crawler.batching). The scheduler alone touches the store: results are written in
+batched transactions together with their frontier state, so a kill loses at most the last
+batch, which is simply fetched again on resume. The frontier lives in SQLite: memory does
+not grow with the number of URLs seen.
 
 This loop is the per-URL error boundary: an unexpected exception while handling one URL is
 logged with the URL, counted as failed, and the crawl goes on.
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from crawler.batching import BatchingPool
 from crawler.config import CrawlConfig, SourceConfig
 from crawler.errors import CorpusError
 from crawler.fetch import Fetcher
@@ -93,7 +96,10 @@ class _Crawl:
         self.store = store
         self.tagger = tagger
         self.on_progress = on_progress
-        self.pool = pool
+        # Pages go to the workers in batches once they queue up; two tasks per worker keep
+        # each one busy while the other's result travels back.
+        self.batches = (BatchingPool(pool, process_in_worker, max_tasks=2 * config.workers)
+                        if pool is not None else None)
         self.sources = {s.name: s for s in config.sources}
         self.counts: collections.Counter[str] = collections.Counter()
         self.done_per_source: collections.Counter[str] = collections.Counter()
@@ -146,10 +152,15 @@ class _Crawl:
             self._release_queued()
             stats = self._stats(interrupted=state != "finished")
             self.store.finish_crawl(crawl_id, state, dataclasses.asdict(stats))
-        except Exception:
+        except Exception as exc:
             if state != "failed":
                 raise
-            logger.exception("while closing the failed crawl")
+            if isinstance(exc, CorpusError):
+                # The store failing again (a disk still full): the caller reports the first
+                # failure, and the unfinished run simply resumes next time.
+                logger.debug("while closing the failed crawl: %s", exc)
+            else:
+                logger.exception("while closing the failed crawl")
             stats = self._stats(interrupted=True)
         return stats
 
@@ -254,6 +265,7 @@ class _Crawl:
                      robots: RobotsCache) -> _Outcome:
         slot = self.hosts[key]
         source = self.sources[entry.source]
+        holds_slot = True
         try:
             refusal = await fetcher.refusal(entry.url)
             if refusal:  # an internal address: not even its robots.txt is asked for
@@ -270,15 +282,17 @@ class _Crawl:
                 etag=known.etag if conditional and known else None,
                 last_modified=known.last_modified if conditional and known else None,
                 robots_allows=robots.is_allowed if self.config.fetch.obey_robots else None)
-            self._free(slot)  # the host may serve our next request while this one is processed
+            # The host may serve our next request while this one is processed. Freed once:
+            # freeing again later would free the slot of the host's next request, in flight.
+            holds_slot = False
+            self._free(slot)
             if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
                 return _Outcome(entry, known, result)
-            loop = asyncio.get_running_loop()
-            if self.pool is not None:
-                processed = await loop.run_in_executor(
-                    self.pool, process_in_worker, result, source, self.config.min_article_chars)
+            if self.batches is not None:
+                processed = await self.batches.run(result, source,
+                                                   self.config.min_article_chars)
             else:
-                processed = await loop.run_in_executor(
+                processed = await asyncio.get_running_loop().run_in_executor(
                     None, process_page, result, source, self.tagger,
                     self.config.min_article_chars)
             return _Outcome(entry, known, result, processed)
@@ -291,7 +305,8 @@ class _Crawl:
                                                      FetchOutcome.NETWORK_ERROR),
                             error=f"{type(exc).__name__}: {exc}")
         finally:
-            self._free(slot)
+            if holds_slot:
+                self._free(slot)
 
     def _free(self, slot: _HostSlot) -> None:
         if slot.busy:
@@ -323,7 +338,7 @@ class _Crawl:
                     logger.warning("failed, %s: %s: %s", outcome.entry.url,
                                    type(exc).__name__, exc)
                     self.counts["failed"] += 1
-                self.store.mark_done(outcome.entry.url)
+            self.store.mark_all_done(outcome.entry.url for outcome in batch)
         self.last_flush = time.monotonic()
         if self.on_progress is not None:
             self.on_progress(self._stats(interrupted=False))
@@ -353,10 +368,11 @@ class _Crawl:
                          result: FetchResult, processed: ProcessedPage) -> None:
         source = self.sources[entry.source]
         kind, doc_id = "list", None
-        if processed.article is not None and processed.tags is not None:
+        tags = processed.tag_columns or processed.tags
+        if processed.article is not None and tags is not None:
             status, doc_id = self.store.save_article(
-                source=source.name, kind=source.kind, article=processed.article,
-                tags=processed.tags)
+                source=source.name, kind=source.kind, article=processed.article, tags=tags,
+                content_hash=processed.content_hash, lang=processed.lang)
             if status == "unchanged" and known is None:
                 status = "duplicate"  # first fetch of a URL whose article we already hold
             kind = "duplicate" if status == "duplicate" else "article"
@@ -373,7 +389,7 @@ class _Crawl:
 
     def _enqueue_links(self, entry: FrontierEntry, source: SourceConfig,
                        processed: ProcessedPage, *, known_before: bool) -> None:
-        links = [link for link in processed.links.links if source.is_allowed(link.url)]
+        links = processed.links.links   # process_page kept only the source's links
         follow_pagination = not (known_before and self._only_known_articles(links))
         new_entries = []
         for link in links:

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import pickle
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from crawler.batching import BatchingPool
 from crawler.config import CrawlConfig, FetchConfig, SourceConfig
 from crawler.demo import DEMO_SITE, demo_sources, serve_directory
+from crawler.digest import detect_lang, tag_columns, text_hash
 from crawler.pipeline import crawl
+from crawler.process import process_page
+from crawler.records import FetchOutcome, FetchResult
 from crawler.store import CorpusStore
 from crawler.tag import build_matcher
 from crawler.taxonomy import default_categories_path, load_taxonomy
+from crawler.workers import _init_worker, process_in_worker
 from servers import ScriptedServer, page, slow_headers
 
 FAST_FETCH = FetchConfig(connect_timeout=2, read_timeout=2, total_timeout=5, max_retries=0,
@@ -277,3 +286,125 @@ def test_start_page_that_only_meta_refreshes_leads_to_the_site(tmp_path, tagger)
                                  [source(server.url(""), "/index.html", max_depth=1)])
     assert [a.url for a in articles] == [server.url("/a1.html")]
     assert stats.lists == 2
+
+
+def test_one_request_in_flight_per_host(tmp_path, tagger):
+    # Regression: a fetch task freed its host's slot after fetching and again when it
+    # finished processing, by then freeing the slot of the host's next request, still in
+    # flight; a third request then started beside it.
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def slow(body: bytes):
+        def route(handler) -> None:
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.03)
+            with lock:
+                active[0] -= 1
+            page(body)(handler)
+        return route
+
+    hrefs = [f"/a{n}.html" for n in range(1, 9)]
+    routes = {"/list.htm": slow(list_html(*hrefs)),
+              **{h: slow(article_html(f"刷单诈骗{h}", NOTICE)) for h in hrefs}}
+    with ScriptedServer(routes) as server:
+        stats, _, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")],
+                          concurrency=8, fetch=FetchConfig(
+                              connect_timeout=2, read_timeout=2, total_timeout=5,
+                              max_retries=0, backoff_base=0.01, obey_robots=False))
+    assert stats.fetched == 9 and stats.failed == 0
+    assert peak[0] == 1
+
+
+def test_records_crossing_the_worker_boundary_pickle_to_equal_records(tagger):
+    site_url = "http://127.0.0.1:1"
+    links = "".join(f"<a href='/a{n}.html'>第{n}条</a>" for n in range(3))
+    body = article_html("刷单诈骗预警", NOTICE, links).decode()
+    body = body.replace("<head>", f"<head><link rel='canonical' href='{site_url}/a1.html'>")
+    result = FetchResult(f"{site_url}/a1.html", f"{site_url}/a1.html", FetchOutcome.OK,
+                         status=200, body=body.encode(), content_type="text/html")
+    processed = process_page(result, source(site_url, "/list.htm"), tagger)
+    assert processed.article is not None and processed.tags is not None
+    assert processed.tags.evidence and processed.links.links
+    for record in (result, processed, processed.links, processed.article, processed.tags,
+                   processed.tag_columns, *processed.links.links):
+        assert pickle.loads(pickle.dumps(record)) == record
+
+
+def test_process_page_keeps_only_the_sources_links_and_fingerprints_the_article(tagger):
+    site_url = "http://127.0.0.1:1"
+    links = "<a href='/a2.html'>本站另一条</a><a href='https://elsewhere.example.cn/x'>外站</a>"
+    result = FetchResult(f"{site_url}/a1.html", f"{site_url}/a1.html", FetchOutcome.OK,
+                         status=200, body=article_html("刷单诈骗预警", NOTICE, links),
+                         content_type="text/html")
+    processed = process_page(result, source(site_url, "/list.htm"), tagger)
+    assert [link.url for link in processed.links.links] == [f"{site_url}/a2.html"]
+    article, tags = processed.article, processed.tags
+    assert article is not None and tags is not None
+    assert processed.content_hash == text_hash(article.text)
+    assert processed.lang == detect_lang(article.text)
+    assert processed.tag_columns == tag_columns(tags)
+
+
+def test_worker_result_carries_tag_columns_not_tags(tagger):
+    site_url = "http://127.0.0.1:1"
+    result = FetchResult(f"{site_url}/a1.html", f"{site_url}/a1.html", FetchOutcome.OK,
+                         status=200, body=article_html("刷单诈骗预警", NOTICE),
+                         content_type="text/html")
+    _init_worker(tagger.taxonomy)
+    processed = process_in_worker(result, source(site_url, "/list.htm"), 40)
+    assert processed.tags is None and processed.tag_columns is not None
+    assert processed.tag_columns == process_page(
+        result, source(site_url, "/list.htm"), tagger).tag_columns
+
+
+def _half(n: int) -> float:
+    if n < 0:
+        raise ValueError(f"negative: {n}")
+    return n / 2
+
+
+class _CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.tasks = 0
+
+    def submit(self, *args, **kwargs):
+        self.tasks += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_batching_pool_shares_tasks_once_pages_queue_and_keeps_errors_per_page():
+    async def main(executor):
+        batches = BatchingPool(executor, _half, max_tasks=1)
+        return await asyncio.gather(*(batches.run(n) for n in (2, -1, 4, 6, 8)),
+                                    return_exceptions=True)
+
+    with _CountingExecutor() as executor:
+        results = asyncio.run(main(executor))
+    assert results[0] == 1 and results[2:] == [2, 3, 4]
+    assert isinstance(results[1], ValueError) and "negative: -1" in str(results[1])
+    assert executor.tasks == 2     # the first page alone, then the four that queued meanwhile
+
+
+def test_batching_pool_survives_a_cancelled_page_and_fails_all_on_a_broken_pool():
+    async def cancelled_one(executor):
+        batches = BatchingPool(executor, _half, max_tasks=1)
+        first = asyncio.ensure_future(batches.run(2))
+        doomed = asyncio.ensure_future(batches.run(4))
+        last = asyncio.ensure_future(batches.run(6))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        return await first, await last
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        assert asyncio.run(cancelled_one(executor)) == (1, 3)
+
+    async def broken(executor):
+        batches = BatchingPool(executor, _half, max_tasks=2)
+        return await asyncio.gather(batches.run(2), batches.run(4), return_exceptions=True)
+
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    executor.shutdown()
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(broken(executor)))

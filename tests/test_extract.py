@@ -8,17 +8,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
+import trafilatura
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawler.extract import (
+    BOILERPLATE_HINT_RE,
+    BOILERPLATE_RE,
+    CONTENT_CONTAINER_XPATHS,
+    _is_content_container,
     clean_title,
     date_from_url,
     extract_article,
     is_article_page,
     parse_date,
 )
+from crawler.htmltree import parse_html
+from crawler.links import find_links
 from crawler.records import Page
 
 GOLD_DIR = Path(__file__).parent / "data" / "extract_gold"
@@ -387,3 +395,47 @@ def test_any_markup_gives_an_article_with_clean_lines_or_none(body: str, prefix:
     assert article is None or all(line and line == line.strip()
                                   for line in article.text.split("\n"))
     is_article_page(page(prefix + body))
+
+
+# --- one parse shared with link discovery, and the fast paths -------------------------------
+
+
+@pytest.mark.parametrize("entry", GOLD, ids=[e["file"] for e in GOLD])
+def test_extracting_from_the_crawls_shared_parse_gives_the_same_article(entry: dict) -> None:
+    gold = gold_page(entry)
+    tree = parse_html(gold.html)
+    find_links(gold, tree)  # the crawl reads links from the same tree first
+    assert extract_article(gold, tree) == extract_article(gold)
+
+
+def test_trafilatura_leaves_a_tree_it_is_given_unchanged() -> None:
+    # _extract_body reads the pruned tree again (its fallback) after trafilatura ran on it.
+    tree = parse_html((GOLD_DIR / GOLD[0]["file"]).read_text("utf-8"))
+    assert tree is not None
+    before = lxml.html.tostring(tree)
+    assert trafilatura.extract(tree, output_format="txt")
+    assert lxml.html.tostring(tree) == before
+
+
+def test_content_container_test_agrees_with_the_container_xpaths() -> None:
+    classes = ("TRS_Editor", "x TRS_Editor", "TRS_Editor2", "article", "article-content",
+               "my-article", "articles", "v_news_content", "wp_articlecontent", "Article",
+               "a\tarticle", "a\u00a0article", "")
+    ids = ("zoom", "Zoom", "ZOOM", "UCAP-CONTENT", "vsb_content", "content", "")
+    html = "".join(f"<div class='{c}' id='{i}'><p>正文</p></div>" for c in classes for i in ids)
+    html += "<article><p>正文</p></article><section class='article'><p>正文</p></section>"
+    pages = [f"<html><body>{html}</body></html>"]
+    pages += [(GOLD_DIR / e["file"]).read_text("utf-8") for e in GOLD]
+    for text in pages:
+        tree = parse_html(text)
+        assert tree is not None
+        by_xpath = {el for xpath in CONTENT_CONTAINER_XPATHS for el in tree.xpath(xpath)}
+        fast = {el for el in tree.iter() if isinstance(el.tag, str) and _is_content_container(el)}
+        assert fast == by_xpath
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.from_regex(BOILERPLATE_RE))
+def test_boilerplate_hint_never_hides_a_boilerplate_match(text: str) -> None:
+    # Texts that contain a match of BOILERPLATE_RE, each alternative and case variant.
+    assert BOILERPLATE_HINT_RE.search(text)

@@ -1,3 +1,6 @@
+import lxml.html
+
+from crawler.htmltree import parse_html
 from crawler.links import find_links, synthesise_trs_pages
 from crawler.records import Page
 
@@ -64,3 +67,22 @@ def test_meta_refresh_and_script_redirects_are_followed_as_redirect_links():
                            (replace, "http://a.cn/m/")):
         (link,) = links_of(html, "http://a.cn/index.html").links
         assert link.url == expected and link.is_redirect and not link.is_pagination
+
+
+def test_a_shared_parse_finds_the_same_links_and_is_left_as_it_was():
+    html = ("<html><head><base href='/fzxc/'><link rel='canonical' href='a.html'></head><body>"
+            "<noscript><a href='nojs.html'>无脚本版</a></noscript>"
+            "<script>createPageHTML(3, 0, 'index', 'html'); location.href='moved.html';</script>"
+            "<a href='a.html'>一</a><a href='index_1.html'>下一页</a></body></html>")
+    page = Page(url="http://a.cn/fzxc/index.html", html=html, encoding="utf-8")
+    tree = parse_html(html)
+    before = lxml.html.tostring(tree)
+    assert find_links(page, tree) == find_links(page)
+    assert lxml.html.tostring(tree) == before
+
+
+def test_location_redirects_in_long_pages_are_still_found():
+    filler = "<p>" + "反诈宣传" * 2000 + "</p>"
+    html = f"<html><body>{filler}<script>window.location.href = '/new/';</script></body></html>"
+    links = links_of(html).links
+    assert [(link.url, link.is_redirect) for link in links] == [("http://a.cn/new/", True)]

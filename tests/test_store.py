@@ -1,5 +1,6 @@
 import pytest
 
+from crawler.digest import detect_lang, tag_columns, text_hash
 from crawler.errors import CorpusBusyError, CorpusError
 from crawler.records import Article, Evidence, Tags
 from crawler.store import CorpusStore, FrontierEntry, PageRecord
@@ -125,3 +126,36 @@ def test_second_crawler_on_one_data_directory_is_refused(tmp_path):
 def test_read_commands_on_missing_corpus_say_what_to_run(tmp_path):
     with pytest.raises(CorpusError, match="fraudkb crawl"):
         CorpusStore(tmp_path / "nothing", create=False)
+
+
+def test_article_saved_with_worker_computed_columns_equals_one_saved_with_tags(tmp_path):
+    art = article(text="冒充客服退款诈骗，對方要求開啟屏幕共享。" * 3)
+    with CorpusStore(tmp_path / "a") as plain, CorpusStore(tmp_path / "b") as prepared:
+        with plain.transaction():
+            _, doc_id = plain.save_article(source="s", kind="police", article=art, tags=TAGS,
+                                           fetched_at="2024-03-15T00:00:00+00:00")
+        with prepared.transaction():
+            prepared.save_article(source="s", kind="police", article=art,
+                                  tags=tag_columns(TAGS), content_hash=text_hash(art.text),
+                                  lang=detect_lang(art.text),
+                                  fetched_at="2024-03-15T00:00:00+00:00")
+        assert plain.get_article(doc_id) == prepared.get_article(doc_id)
+
+
+def test_twin_under_another_url_is_found_when_the_article_itself_is_new_or_known(store):
+    first = save(store)
+    assert save(store, article(url="http://b.cn/copy.html")) == ("duplicate", first[1])
+    assert save(store) == ("unchanged", first[1])
+    changed = article(text="刷单返利是诈骗。另一段。")
+    assert save(store, changed) == ("changed", first[1])
+    assert save(store, article(url="http://b.cn/copy.html", text=changed.text)) == (
+        "duplicate", first[1])
+
+
+def test_mark_all_done_marks_each_url(store):
+    store.begin_crawl(["s"])
+    with store.transaction():
+        store.enqueue([FrontierEntry(f"http://a.cn/{i}", "s", 0) for i in range(3)])
+        leased = store.lease(3)
+        store.mark_all_done(e.url for e in leased[:2])
+    assert store.done_counts() == {"s": 2}
