@@ -15,6 +15,8 @@ Contracts:
 - With a `NetGuard` (the crawl always passes one), every hop's host is checked BEFORE any
   connection: internal addresses (private, loopback, link-local, ...) not trusted by the
   sources end in OUT_OF_SCOPE, logged as a warning (see `crawler.netguard` for the rule).
+  Connections then open through the guard's backend, which checks the address it connects
+  to again (a name rebound to an internal address fails as a network error).
   Without one (fetcher unit tests), any address may be connected to.
 
 A Fetcher is bound to the event loop that first uses it; share one per crawl (not thread-safe).
@@ -41,7 +43,7 @@ import httpx
 
 from crawler.config import FetchConfig
 from crawler.errors import FetchError
-from crawler.netguard import UNRESOLVED, NetGuard, Origin, url_origin
+from crawler.netguard import UNRESOLVED, GuardedBackend, NetGuard, Origin, url_origin
 from crawler.records import FetchOutcome, FetchResult
 
 logger = logging.getLogger(__name__)
@@ -194,7 +196,7 @@ class Fetcher:
                    "Accept-Encoding": ACCEPT_ENCODING,
                    "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
         self._client = httpx.AsyncClient(follow_redirects=False, timeout=timeout,
-                                         limits=limits, headers=headers,
+                                         transport=_transport(limits, guard), headers=headers,
                                          event_hooks={"response": [_take_location]})
 
     async def __aenter__(self) -> Self:
@@ -425,6 +427,19 @@ def _refusal(url: str, is_allowed: Callable[[str], bool]) -> str | None:
     if not is_allowed(url):
         return f"outside the allowed scope: {url}"
     return None
+
+
+def _transport(limits: httpx.Limits, guard: NetGuard | None) -> httpx.AsyncHTTPTransport:
+    """httpx's transport; with a guard, its connections open through GuardedBackend, so the
+    address connected to is one the guard checked (see crawler.netguard)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    if guard is not None:
+        pool = transport._pool      # httpx offers no public hook for httpcore's backend
+        if not hasattr(pool, "_network_backend"):
+            raise RuntimeError("this httpcore has no _network_backend: the network guard "
+                               "cannot check connections; pin httpcore 1.x")
+        pool._network_backend = GuardedBackend(guard)
+    return transport
 
 
 @functools.lru_cache(maxsize=64)

@@ -364,3 +364,21 @@ def test_backend_passes_trusted_origins_through_unresolved(
         asyncio.run(backend.connect_tcp("127.0.0.1", 8081))      # another port: not trusted
     assert spy.asked == [("127.0.0.1", 8080)]
     assert asked == []
+
+
+def test_fetcher_refuses_a_rebound_name_at_connect_time(
+        monkeypatch: pytest.MonkeyPatch, forbidden: _CountingServer) -> None:
+    """The pre-request check sees a public address; the connection's lookup gets 127.0.0.2,
+    where a server waits: the fetch fails and that server is never contacted."""
+    port = forbidden.server_address[1]
+    _answers(monkeypatch, {"93.184.216.34"}, {"127.0.0.2"})
+
+    async def fetch() -> FetchResult:
+        async with Fetcher(FAST_FETCH, guard=NetGuard()) as fetcher:
+            return await fetcher.fetch(f"http://rebind.example.cn:{port}/secret.html",
+                                       is_allowed=lambda url: True)
+
+    result = asyncio.run(fetch())
+    assert result.outcome is FetchOutcome.NETWORK_ERROR
+    assert "internal address 127.0.0.2" in (result.error or "")
+    assert forbidden.connections == 0
