@@ -72,8 +72,11 @@ def hit_json(hit) -> dict[str, Any]:
 
 def print_hits(result) -> None:
     color = sys.stdout.isatty()
+    facets = ", ".join(f"{cat} {n}" for cat, n in result.facets.items())
     if not result.hits:
         click.echo(f"no notices match {result.query_used}")
+        if facets:      # there are matches: the --category filter left none of them
+            click.echo(f"in other categories: {facets}")
         return
     noun = "notice matches" if result.total == 1 else "notices match"
     click.echo(f"{result.total} {noun} {result.query_used}\n")
@@ -84,7 +87,6 @@ def print_hits(result) -> None:
                    f"{', '.join(hit.categories) or 'no category'}")
         click.echo(f"   {hit.url}")
         click.echo(f"   {marked_snippet(hit, color)}\n")
-    facets = ", ".join(f"{cat} {n}" for cat, n in result.facets.items())
     if facets:
         click.echo(f"by category: {facets}")
 

@@ -175,6 +175,11 @@ def test_demo_crawls_the_bundled_site_and_searches_jianzhi_kefu(tmp_path):
     unknown = fraudkb("--data", str(tmp_path / "d"), "search", "兼职", "--category", "phishing")
     assert unknown.returncode == 2
     assert "unknown category phishing; valid ids: brushing_rebate" in unknown.stderr
+    elsewhere = fraudkb("--data", str(tmp_path / "d"), "search", "兼职", "客服",
+                        "--category", "sextortion")
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "no notices match 兼职 客服" in elsewhere.stdout
+    assert "in other categories: brushing_rebate" in elsewhere.stdout
 
 
 def test_search_without_a_corpus_says_what_to_run_first(tmp_path):
