@@ -1,6 +1,7 @@
 """Search the index: filters, sorting, facets and fast snippets; our records out.
 
-The query language is in `index.query`. Results are our frozen `Hit` records, never Whoosh
+The query language is in `index.query`; ranking, totals, facets and filters are computed
+by `index.rank` over posting arrays. Results are our frozen `Hit` records, never Whoosh
 objects. Snippets never re-segment text: the body field stores each word's character offsets
 (into the original text), so a snippet reads the offsets of the query words in each hit from
 the postings and marks whole indexed words.
