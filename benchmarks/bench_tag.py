@@ -90,12 +90,14 @@ def written_notices(total_mb: float, seed: int) -> list[str]:
     while size < total_mb * 1_000_000:
         rng.shuffle(texts)
         current: list[str] = []
+        length = 0
         for text in texts:
             current.append(text)
-            if sum(map(len, current)) >= NOTICE_CHARS:
+            length += len(text)
+            if length >= NOTICE_CHARS:
                 notices.append("\n".join(current))
                 size += len(notices[-1].encode())
-                current = []
+                current, length = [], 0
     return notices
 
 

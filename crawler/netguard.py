@@ -54,7 +54,7 @@ def is_private_address(host: str) -> bool:
     """True when `host` (an IP literal, bracketed or not, or a name) is certainly internal:
     a non-global IP address, or a name under `localhost`. Other names need resolving
     (`NetGuard.refusal` does that) and give False here."""
-    host = host.strip().strip("[]").rstrip(".").lower()
+    host = _host_name(host)
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -62,6 +62,11 @@ def is_private_address(host: str) -> bool:
     except ValueError:
         return False
     return _is_internal(address)
+
+
+def _host_name(host: str) -> str:
+    """A host as written in a URL or handed to connect: no brackets, no trailing dot."""
+    return host.strip().strip("[]").rstrip(".").lower()
 
 
 def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -160,7 +165,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
                           ) -> httpcore.AsyncNetworkStream:
-        name = host.strip("[]").rstrip(".").lower()
+        name = _host_name(host)
         if (name, port) in self._guard.trusted:
             return await self._inner.connect_tcp(host, port, timeout, local_address,
                                                  socket_options)

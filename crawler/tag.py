@@ -140,7 +140,8 @@ def _to_tags(scored: list[Scored], origin: Sequence[int], scoring: Scoring) -> T
         # job scam, a 派出所 in a romance scam): a secondary label needs a share of the best
         # score, or a decisive term (one that names the type, as a round-up list does).
         least = scoring.secondary_ratio * passing[0][1]
-        passing = [item for item in passing if item[1] >= least or _is_named(*item[:3])]
+        passing = [item for item in passing
+                   if item[1] >= least or _decisive_starts(item[0], item[2])]
     if len(passing) > 1:
         # Near-ties for primary go to the type the text names first (see Scoring). Sorted by
         # score, the contenders are a prefix of `passing`; min() keeps the first of equals.
@@ -172,16 +173,17 @@ def _first_start(spans: list[Span]) -> int:
     return min(map(_START, spans))
 
 
-def _is_named(category: Category, score: float, spans: list[Span]) -> bool:
-    """Whether a term weighing at least the category's threshold was hit."""
-    return any(span[2].weight >= category.threshold for span in spans)
+def _decisive_starts(category: Category, spans: list[Span]) -> list[int]:
+    """Starts of the hits whose term weighs at least the category's threshold (terms that
+    name the type)."""
+    return [span[0] for span in spans if span[2].weight >= category.threshold]
 
 
 def _lead_position(category: Category, spans: list[Span]) -> int:
     """Where the text names the category: its first decisive hit (a term weighing at least
     the threshold, such as a type name), else its first hit of any weight. A weak 兼职 near
     the top must not make "三防虚假招聘" look like the type a round-up leads with."""
-    decisive = [span[0] for span in spans if span[2].weight >= category.threshold]
+    decisive = _decisive_starts(category, spans)
     return min(decisive) if decisive else _first_start(spans)
 
 

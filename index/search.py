@@ -141,7 +141,8 @@ class SearchSession:
         ordered = dict(sorted(facets.items(), key=lambda kv: (-kv[1], kv[0])))
         if not categories:
             return ordered, None
-        rows = [row for row, name in enumerate(names) if name in set(categories)]
+        wanted = set(categories)
+        rows = [row for row, name in enumerate(names) if name in wanted]
         return ordered, of_matches[rows].any(axis=0)
 
     def _top(self, matches: Matches, limit: int, sort: SortOrder) -> list[tuple[int, float]]:
