@@ -32,11 +32,12 @@ from crawler.batching import BatchingPool
 from crawler.config import CrawlConfig, SourceConfig
 from crawler.errors import CorpusError
 from crawler.fetch import Fetcher
+from crawler.frontier import FrontierEntry
 from crawler.netguard import NetGuard
 from crawler.process import process_page
 from crawler.records import CrawlStats, FetchOutcome, FetchResult, ProcessedPage
 from crawler.robots import RobotsCache
-from crawler.store import CorpusStore, FrontierEntry, KnownPage, PageRecord
+from crawler.store import CorpusStore, KnownPage, PageRecord
 from crawler.tag import Tagger
 from crawler.urls import host_key, normalize_url
 from crawler.workers import process_in_worker, start_pool

@@ -5,6 +5,10 @@ Tables: `pages` (every fetched URL: status, validators, hashes, compressed raw b
 `tombstones` (ids removed from the corpus, for incremental indexing), `frontier` (the
 current crawl's queue, so an interrupted crawl resumes), `crawls` (one row per crawl run).
 
+`CorpusStore` is the public API. This module holds its page and article reads and writes,
+the change feed for the index and the stats; the schema, connection, transactions and crawl
+lock are `crawler.corpusdb`, the crawl runs and frontier queue `crawler.frontier`.
+
 Contract: every write method must be called inside `with store.transaction():`; a batch is
 all-or-nothing, so an interrupt or kill never leaves a half-written article. One crawl
 process writes at a time (`crawl_lock()`); readers (search, export, stats) never block.
@@ -12,96 +16,20 @@ process writes at a time (`crawl_lock()`); readers (search, export, stats) never
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+from crawler.corpusdb import now_iso
 from crawler.digest import detect_lang, tag_columns, text_hash
-from crawler.errors import CorpusBusyError, CorpusError
+from crawler.frontier import CrawlQueue
 from crawler.records import Article, Evidence, StoredArticle, TagColumns, Tags
 
 logger = logging.getLogger(__name__)
-
-CORPUS_FILE = "corpus.sqlite"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pages (
-    url TEXT PRIMARY KEY,            -- normalised URL as requested
-    source TEXT NOT NULL,
-    final_url TEXT,
-    outcome TEXT NOT NULL,           -- FetchOutcome value
-    status INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    etag TEXT,
-    last_modified TEXT,
-    body_hash TEXT,                  -- sha1 of the raw body
-    body BLOB,                       -- zlib-compressed raw body (re-extract without re-crawl)
-    content_type TEXT,
-    encoding TEXT,
-    page_kind TEXT,                  -- article | list | duplicate | skipped
-    article_id TEXT,                 -- the article this page is (or duplicates)
-    first_seen TEXT NOT NULL,
-    fetched_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY,
-    url TEXT NOT NULL UNIQUE,
-    source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    title TEXT NOT NULL,
-    published TEXT,
-    text TEXT NOT NULL,
-    categories TEXT NOT NULL,        -- JSON list, best first
-    primary_category TEXT,
-    scores TEXT NOT NULL,            -- JSON {id: score}
-    evidence TEXT NOT NULL,          -- JSON {id: [[term, start, end], ...]}
-    content_hash TEXT NOT NULL,      -- sha1 of the normalised text
-    lang TEXT NOT NULL,
-    fetched_at TEXT NOT NULL,
-    seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS articles_seq ON articles(seq);
-CREATE INDEX IF NOT EXISTS articles_hash ON articles(content_hash);
-CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS frontier (
-    url TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    depth INTEGER NOT NULL,
-    chain INTEGER NOT NULL DEFAULT 0,    -- pagination hops from the first list page
-    is_pagination INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL DEFAULT 'queued'  -- queued | leased | done
-);
--- rowid is insertion order: leasing oldest first makes the crawl breadth-first.
-CREATE INDEX IF NOT EXISTS frontier_state ON frontier(state);
-CREATE TABLE IF NOT EXISTS crawls (
-    id INTEGER PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    state TEXT NOT NULL,                 -- running | finished | interrupted | failed
-    sources TEXT NOT NULL,               -- JSON list of source names
-    stats TEXT                           -- JSON CrawlStats
-);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class FrontierEntry:
-    url: str
-    source: str
-    depth: int
-    chain: int = 0
-    is_pagination: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,208 +62,16 @@ class PageRecord:
     article_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CrawlRun:
-    id: int
-    resumed: bool
-
-
 def article_id(url: str) -> str:
     """Stable document id: the first 16 hex digits of sha1(url)."""
     return hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+class CorpusStore(CrawlQueue):
+    """The corpus database of one data directory. Not thread-safe: one per thread/process.
 
-
-class CorpusStore:
-    """The corpus database of one data directory. Not thread-safe: one per thread/process."""
-
-    def __init__(self, data_dir: str | Path, *, create: bool = True) -> None:
-        self.data_dir = Path(data_dir)
-        self.path = self.data_dir / CORPUS_FILE
-        if not create and not self.path.exists():
-            raise CorpusError(self.path, "no corpus here yet; run `fraudkb crawl` or "
-                              "`fraudkb demo` first")
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            if create:
-                self._db.executescript(_SCHEMA)
-                self._check_version()
-        except (sqlite3.Error, OSError) as exc:
-            raise CorpusError(self.path, f"cannot open corpus: {exc}"
-                              f"{_read_only_hint(self.data_dir)}") from exc
-        self._lock_fd: int | None = None
-        self._in_transaction = False
-
-    # -- lifecycle -----------------------------------------------------------------------
-    def close(self) -> None:
-        self.release_crawl_lock()
-        self._db.close()
-
-    def __enter__(self) -> CorpusStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
-        elif int(row["value"]) != SCHEMA_VERSION:
-            raise CorpusError(self.path, f"corpus schema version {row['value']} is not "
-                              f"{SCHEMA_VERSION}; use a matching fraudkb version")
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all. Nested use joins the outer one."""
-        if self._in_transaction:
-            yield
-            return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise CorpusError(self.path, f"cannot write: {exc}") from exc
-        self._in_transaction = True
-        try:
-            yield
-        except sqlite3.Error as exc:   # e.g. disk full or read-only while writing a statement
-            self._rollback()
-            raise CorpusError(self.path, _write_problem(exc)) from exc
-        except BaseException:
-            self._rollback()
-            raise
-        else:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise CorpusError(self.path, _write_problem(exc)) from exc
-        finally:
-            self._in_transaction = False
-
-    def _rollback(self) -> None:
-        """Roll back unless SQLite already did: on SQLITE_FULL, IOERR and the like it rolls
-        back by itself, and a second ROLLBACK would raise and hide the real error."""
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-
-    def crawl_lock(self) -> None:
-        """Take the one-crawler lock, or raise CorpusBusyError naming the holder."""
-        lock_path = self.data_dir / "crawl.lock"
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise CorpusError(lock_path, f"cannot take the crawl lock: {exc.strerror}"
-                              f"{_read_only_hint(self.data_dir)}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "another process"
-            os.close(fd)
-            raise CorpusBusyError(self.data_dir, f"another crawl (pid {holder}) is writing to "
-                                  "this data directory; wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-        self._lock_fd = fd
-
-    def release_crawl_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing releases the flock
-            self._lock_fd = None
-
-    # -- crawls and frontier -------------------------------------------------------------
-    def begin_crawl(self, source_names: Iterable[str]) -> CrawlRun:
-        """Resume an unfinished crawl whose queue is not empty, else start a new one."""
-        names = sorted(source_names)
-        with self.transaction():
-            last = self._db.execute(
-                "SELECT id, state, sources FROM crawls ORDER BY id DESC LIMIT 1").fetchone()
-            pending = self._db.execute(
-                "SELECT COUNT(*) FROM frontier WHERE state != 'done'").fetchone()[0]
-            # A failed crawl (disk full, a dead worker pool) resumes too: its finished
-            # pages are saved, and starting afresh would stop paginating at the first page
-            # of known articles, never reaching the rest of its queue.
-            if (last is not None and last["state"] in ("running", "interrupted", "failed")
-                    and pending and json.loads(last["sources"]) == names):
-                self._db.execute("UPDATE frontier SET state='queued' WHERE state='leased'")
-                self._db.execute("UPDATE crawls SET state='running' WHERE id=?", (last["id"],))
-                return CrawlRun(id=last["id"], resumed=True)
-            if last is not None and last["state"] == "running":
-                self._db.execute("UPDATE crawls SET state='interrupted' WHERE id=?",
-                                 (last["id"],))
-            self._db.execute("DELETE FROM frontier")
-            cursor = self._db.execute(
-                "INSERT INTO crawls (started_at, state, sources) VALUES (?, 'running', ?)",
-                (now_iso(), json.dumps(names)))
-            return CrawlRun(id=int(cursor.lastrowid or 0), resumed=False)
-
-    def finish_crawl(self, crawl_id: int, state: str, stats: Mapping[str, object]) -> None:
-        with self.transaction():
-            self._db.execute("UPDATE crawls SET finished_at=?, state=?, stats=? WHERE id=?",
-                             (now_iso(), state, json.dumps(dict(stats)), crawl_id))
-
-    def enqueue(self, entries: Iterable[FrontierEntry]) -> int:
-        """Add URLs not seen in this crawl; returns how many were new (dedup by URL)."""
-        before = self._db.total_changes
-        self._db.executemany(
-            "INSERT OR IGNORE INTO frontier (url, source, depth, chain, is_pagination) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(e.url, e.source, e.depth, e.chain, int(e.is_pagination)) for e in entries])
-        return self._db.total_changes - before
-
-    def lease(self, limit: int, sources: Iterable[str] | None = None) -> list[FrontierEntry]:
-        """Take up to `limit` queued URLs (oldest first) and mark them leased."""
-        params: list[object] = []
-        where = "state='queued'"
-        if sources is not None:
-            names = list(sources)
-            if not names:
-                return []
-            where += f" AND source IN ({','.join('?' * len(names))})"
-            params.extend(names)
-        rows = self._db.execute(
-            f"SELECT url, source, depth, chain, is_pagination FROM frontier WHERE {where} "
-            "ORDER BY rowid LIMIT ?", [*params, limit]).fetchall()
-        self._db.executemany("UPDATE frontier SET state='leased' WHERE url=?",
-                             [(r["url"],) for r in rows])
-        return [FrontierEntry(r["url"], r["source"], r["depth"], r["chain"],
-                              bool(r["is_pagination"])) for r in rows]
-
-    def mark_done(self, url: str) -> None:
-        self._db.execute("UPDATE frontier SET state='done' WHERE url=?", (url,))
-
-    def mark_all_done(self, urls: Iterable[str]) -> None:
-        """mark_done() for many URLs in one statement (the crawl's batch writes)."""
-        self._db.executemany("UPDATE frontier SET state='done' WHERE url=?",
-                             [(url,) for url in urls])
-
-    def drop_queued(self, source: str) -> int:
-        """Mark every still-queued URL of `source` done (its page budget is spent)."""
-        return self._db.execute("UPDATE frontier SET state='done' WHERE source=? AND "
-                                "state='queued'", (source,)).rowcount
-
-    def release(self, urls: Iterable[str]) -> None:
-        """Put leased URLs back in the queue (interrupted before they were fetched)."""
-        self._db.executemany("UPDATE frontier SET state='queued' WHERE url=? AND state='leased'",
-                             [(u,) for u in urls])
-
-    def done_counts(self) -> dict[str, int]:
-        """Pages fetched so far in the current crawl, per source (for resume)."""
-        rows = self._db.execute(
-            "SELECT source, COUNT(*) AS n FROM frontier WHERE state='done' GROUP BY source")
-        return {r["source"]: r["n"] for r in rows}
-
-    def is_in_frontier(self, url: str) -> bool:
-        return self._db.execute("SELECT 1 FROM frontier WHERE url=?", (url,)).fetchone() is not None
+    Open with `CorpusStore(data_dir)` (`create=False` to refuse a missing corpus); use as a
+    context manager or call `close()`."""
 
     # -- pages ---------------------------------------------------------------------------
     def known_page(self, url: str) -> KnownPage | None:
@@ -503,22 +239,6 @@ class CorpusStore:
                 "started_at": last["started_at"], "finished_at": last["finished_at"],
                 "state": last["state"], "stats": json.loads(last["stats"] or "{}")},
         }
-
-
-def _write_problem(exc: sqlite3.Error) -> str:
-    """What went wrong with a write, and what to do (nothing of the batch was written)."""
-    if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_FULL", "SQLITE_IOERR")):
-        return (f"cannot write: {exc}; check the free disk space, then run the same "
-                "command again (a crawl resumes where it stopped)")
-    return f"cannot write: {exc}"
-
-
-def _read_only_hint(data_dir: Path) -> str:
-    """A hint for the user when the data directory cannot be written at all."""
-    if data_dir.is_dir() and not os.access(data_dir, os.W_OK):
-        return (f"; the data directory {data_dir} is read-only: use a writable --data "
-                "directory")
-    return ""
 
 
 def _stored_article(row: sqlite3.Row) -> StoredArticle:

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from crawler.digest import text_hash
 from crawler.errors import CorpusError
 from crawler.records import Evidence, StoredArticle
-from crawler.store import CorpusStore, text_hash
+from crawler.store import CorpusStore
 from index.card import CardInfo, Tally, check_card_writable, write_card
 from index.dedup import DedupConfig, DuplicateFinder
 from index.errors import ExportError

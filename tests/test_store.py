@@ -2,8 +2,9 @@ import pytest
 
 from crawler.digest import detect_lang, tag_columns, text_hash
 from crawler.errors import CorpusBusyError, CorpusError
+from crawler.frontier import FrontierEntry
 from crawler.records import Article, Evidence, Tags
-from crawler.store import CorpusStore, FrontierEntry, PageRecord
+from crawler.store import CorpusStore, PageRecord
 
 TAGS = Tags(categories=("brushing_rebate",), primary="brushing_rebate",
             scores={"brushing_rebate": 2.5},
