@@ -45,7 +45,41 @@ def _t2s() -> opencc.OpenCC:
 
 def normalize_text(text: str) -> str:
     """NFKC + traditional->simplified. Lower-cases ASCII so 'GOIP' matches 'goip'."""
-    return _lower_ascii(_to_simplified(unicodedata.normalize("NFKC", text)))
+    return _lower_ascii(_to_simplified(nfkc(text)))
+
+
+def nfkc(text: str) -> str:
+    """unicodedata.normalize("NFKC", text), exactly, ~10x faster on Chinese text.
+
+    CPython's normalize takes its slow path for a whole string as soon as one character
+    fails the quick check, and full-width punctuation does in every notice (~100 ns a
+    character). Folding each character on its own (as normalize_with_origin does) gives a
+    string with the same full decomposition, hence the same NFKC; when that string is
+    already normalised (no composition or reordering across characters: true of CJK text),
+    it IS the NFKC. Otherwise, the slow path decides.
+    """
+    folded, growing, _ = _fold_one_for_one(text, _BMP_SCAN_RANGES, True)
+    if _has_astral(folded):
+        folded, more, _ = _fold_one_for_one(folded, _ASTRAL_SCAN_RANGES, True)
+        growing |= more
+    for char in growing:
+        folded = folded.replace(char, _nfkc_char(char))
+    if unicodedata.is_normalized("NFKC", folded):
+        return folded
+    return unicodedata.normalize("NFKC", text)
+
+
+def count_traditional(text: str, enough: int) -> int:
+    """How many characters of `text` traditional->simplified changes on their own (phrase
+    rules such as 乾燥 -> 干燥 are not counted), counting no further than `enough`: a text
+    in simplified script usually holds none, one in traditional script a run of them early.
+    """
+    count = 0
+    for _ in _traditional_re().finditer(text):
+        count += 1
+        if count >= enough:
+            break
+    return count
 
 
 def _lower_ascii(text: str) -> str:
