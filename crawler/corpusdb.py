@@ -13,6 +13,7 @@ import datetime as dt
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
@@ -83,6 +84,9 @@ CREATE TABLE IF NOT EXISTS crawls (
 """
 
 
+BUSY_TIMEOUT = 30.0     # seconds a command waits for another one's write lock
+
+
 def now_iso() -> str:
     """The current UTC time as the corpus stores it (ISO 8601, whole seconds)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -99,11 +103,11 @@ class CorpusDatabase:
                               "`fraudkb demo` first")
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._db, BUSY_TIMEOUT)
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             if create:
                 self._db.executescript(_SCHEMA)
                 self._check_version()
@@ -190,6 +194,22 @@ class CorpusDatabase:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
+
+
+def _enable_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL (a no-op when it already is). Switching a new file needs an
+    exclusive lock, and SQLite refuses it at once, without the busy handler, when another
+    process opens the same new corpus at that moment (a search started with the first
+    crawl): so wait and retry, up to the busy timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _write_problem(exc: sqlite3.Error) -> str:

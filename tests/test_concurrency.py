@@ -160,3 +160,38 @@ def test_two_crawls_started_together_one_runs_one_is_refused(
     assert integrity(data) == "ok"
     indexed = indexed_ids(data)
     assert len(indexed) == len(site.published) and max(indexed.values()) == 1
+
+
+def _open_fresh(data_dir: str, barrier, failures) -> None:
+    """In a child process: wait for the others, then open (and so create) the corpus."""
+    from crawler.errors import CorpusError
+    from crawler.store import CorpusStore
+
+    barrier.wait()
+    try:
+        CorpusStore(data_dir).close()
+    except CorpusError as exc:
+        failures.put(str(exc))
+
+
+def test_processes_creating_one_corpus_at_once_all_open_it(tmp_path: Path) -> None:
+    """Two commands started together on a new data directory (a crawl and a search, two
+    crawls) must both open it; SQLite refuses a lock upgrade at once, without waiting, when
+    two connections race to create the schema or switch it to WAL."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failures = context.Queue()
+    for round_number in range(30):
+        data_dir = str(tmp_path / f"round{round_number}")
+        barrier = context.Barrier(4)
+        children = [context.Process(target=_open_fresh, args=(data_dir, barrier, failures))
+                    for _ in range(4)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(30)
+    messages: list[str] = []
+    while not failures.empty():
+        messages.append(failures.get())
+    assert messages == []
