@@ -4,10 +4,10 @@ Shape: an asyncio scheduler hands URLs to fetch tasks, at most one request in fl
 and one every `delay` seconds (or robots Crawl-delay, whichever is longer) per host, many hosts
 at once. Each task fetches, frees its host for the next request, and then runs the CPU stage
 (`process_page`) in an executor (worker processes get pages in batches once pages queue up
-for them: crawler.batching). The scheduler alone touches the store: results are written in
-batched transactions together with their frontier state, so a kill loses at most the last
-batch, which is simply fetched again on resume. The frontier lives in SQLite: memory does
-not grow with the number of URLs seen.
+for them: crawler.batching). The scheduler alone touches the store: its ResultWriter
+(crawler.crawlwrite) writes results in batched transactions together with their frontier
+state, so a kill loses at most the last batch, which is simply fetched again on resume.
+The frontier lives in SQLite: memory does not grow with the number of URLs seen.
 
 This loop is the per-URL error boundary: an unexpected exception while handling one URL is
 logged with the URL, counted as failed, and the crawl goes on.
@@ -23,21 +23,21 @@ import dataclasses
 import hashlib
 import logging
 import signal
-import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crawler.batching import BatchingPool
 from crawler.config import CrawlConfig, SourceConfig
+from crawler.crawlwrite import Outcome, ResultWriter
 from crawler.errors import CorpusError
 from crawler.fetch import Fetcher
 from crawler.frontier import FrontierEntry
 from crawler.netguard import NetGuard
 from crawler.process import process_page
-from crawler.records import CrawlStats, FetchOutcome, FetchResult, ProcessedPage
+from crawler.records import CrawlStats, FetchOutcome, FetchResult
 from crawler.robots import RobotsCache
-from crawler.store import CorpusStore, KnownPage, PageRecord
+from crawler.store import CorpusStore, KnownPage
 from crawler.tag import Tagger
 from crawler.urls import host_key, normalize_url
 from crawler.workers import process_in_worker, start_pool
@@ -57,17 +57,6 @@ class _HostSlot:
     queue: collections.deque[FrontierEntry] = field(default_factory=collections.deque)
     next_time: float = 0.0
     busy: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What a fetch task hands back to the scheduler."""
-
-    entry: FrontierEntry
-    known: KnownPage | None
-    result: FetchResult
-    processed: ProcessedPage | None = None
-    error: str | None = None
 
 
 def crawl(config: CrawlConfig, store: CorpusStore, tagger: Tagger, *,
@@ -107,7 +96,9 @@ class _Crawl:
         self.leased_per_source: collections.Counter[str] = collections.Counter()
         self.exhausted: set[str] = set()
         self.hosts: dict[str, _HostSlot] = {}
-        self.pending_writes: list[_Outcome] = []
+        self.pending_writes: list[Outcome] = []
+        self.writer = ResultWriter(store, self.sources, config.max_pagination, self.counts,
+                                   on_new_links=self.exhausted.discard)
         self.last_flush = time.monotonic()
         self.started = time.monotonic()
         self.stop = asyncio.Event()
@@ -172,7 +163,7 @@ class _Crawl:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
 
     async def _schedule(self, fetcher: Fetcher, robots: RobotsCache) -> None:
-        tasks: set[asyncio.Task[_Outcome]] = set()
+        tasks: set[asyncio.Task[Outcome]] = set()
         try:
             while not self.stop.is_set():
                 self._refill()
@@ -202,7 +193,7 @@ class _Crawl:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for task_result in results:
-                if isinstance(task_result, _Outcome):  # finished while we were stopping
+                if isinstance(task_result, Outcome):  # finished while we were stopping
                     self._handle(task_result)
 
     def _has_queued(self) -> bool:
@@ -234,7 +225,7 @@ class _Crawl:
                 self.hosts.setdefault(host_key(entry.url), _HostSlot()).queue.append(entry)
             self.leased_per_source[name] += len(entries)
 
-    def _launch(self, tasks: set[asyncio.Task[_Outcome]], fetcher: Fetcher,
+    def _launch(self, tasks: set[asyncio.Task[Outcome]], fetcher: Fetcher,
                 robots: RobotsCache) -> None:
         now = time.monotonic()
         for key, slot in self.hosts.items():
@@ -263,17 +254,17 @@ class _Crawl:
 
     # -- one URL -------------------------------------------------------------------------
     async def _fetch(self, entry: FrontierEntry, key: str, fetcher: Fetcher,
-                     robots: RobotsCache) -> _Outcome:
+                     robots: RobotsCache) -> Outcome:
         slot = self.hosts[key]
         source = self.sources[entry.source]
         holds_slot = True
         try:
             refusal = await fetcher.refusal(entry.url)
             if refusal:  # an internal address: not even its robots.txt is asked for
-                return _Outcome(entry, None, FetchResult(entry.url, entry.url,
+                return Outcome(entry, None, FetchResult(entry.url, entry.url,
                                                          FetchOutcome.OUT_OF_SCOPE, error=refusal))
             if self.config.fetch.obey_robots and not await robots.is_allowed(entry.url):
-                return _Outcome(entry, None, _robots_refusal(entry.url, robots))
+                return Outcome(entry, None, _robots_refusal(entry.url, robots))
             delay = max(source.delay, robots.crawl_delay(entry.url) or 0.0)
             slot.next_time = time.monotonic() + delay
             known = self.store.known_page(entry.url)
@@ -288,7 +279,7 @@ class _Crawl:
             holds_slot = False
             self._free(slot)
             if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
-                return _Outcome(entry, known, result)
+                return Outcome(entry, known, result)
             if self.batches is not None:
                 processed = await self.batches.run(result, source,
                                                    self.config.min_article_chars)
@@ -296,13 +287,13 @@ class _Crawl:
                 processed = await asyncio.get_running_loop().run_in_executor(
                     None, process_page, result, source, self.tagger,
                     self.config.min_article_chars)
-            return _Outcome(entry, known, result, processed)
+            return Outcome(entry, known, result, processed)
         except (asyncio.CancelledError, concurrent.futures.BrokenExecutor):
             raise  # a dead worker pool fails every URL: end the crawl, don't count them
         except Exception as exc:  # the per-URL error boundary
             logger.warning("failed, %s: %s: %s", entry.url, type(exc).__name__, exc,
                            exc_info=logger.isEnabledFor(logging.DEBUG))
-            return _Outcome(entry, None, FetchResult(entry.url, entry.url,
+            return Outcome(entry, None, FetchResult(entry.url, entry.url,
                                                      FetchOutcome.NETWORK_ERROR),
                             error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -321,7 +312,7 @@ class _Crawl:
             return False
         return known.body_hash is not None and known.body_hash == _sha1(result.body)
 
-    def _handle(self, outcome: _Outcome) -> None:
+    def _handle(self, outcome: Outcome) -> None:
         self.pending_writes.append(outcome)
 
     # -- writing -------------------------------------------------------------------------
@@ -329,123 +320,16 @@ class _Crawl:
         if not self.pending_writes:
             return
         batch, self.pending_writes = self.pending_writes, []
-        with self.store.transaction():
-            for outcome in batch:
-                try:
-                    self._write(outcome)
-                except Exception as exc:  # per-URL boundary for storage-side surprises
-                    if isinstance(exc, _FATAL_STORE_ERRORS):
-                        raise
-                    logger.warning("failed, %s: %s: %s", outcome.entry.url,
-                                   type(exc).__name__, exc)
-                    self.counts["failed"] += 1
-            self.store.mark_all_done(outcome.entry.url for outcome in batch)
+        self.writer.write(batch)
         self.last_flush = time.monotonic()
         if self.on_progress is not None:
             self.on_progress(self._stats(interrupted=False))
-
-    def _write(self, outcome: _Outcome) -> None:
-        entry, result = outcome.entry, outcome.result
-        if result.status:
-            self.counts["fetched"] += 1
-        counter = _OUTCOME_COUNTER.get(result.outcome)
-        if outcome.error is not None:
-            self.counts["failed"] += 1
-            self._record(entry, result, error=outcome.error)
-            return
-        if counter is not None:
-            self.counts[counter] += 1
-            log = logger.info if counter == "failed" else logger.debug
-            log("%s, %s: %s", counter, entry.url, result.error or result.status)
-            self._record(entry, result, page_kind=None if counter == "failed" else "skipped")
-            return
-        if result.outcome is FetchOutcome.NOT_MODIFIED or outcome.processed is None:
-            self.counts["unchanged"] += 1
-            self._record(entry, result)
-            return
-        self._write_processed(entry, outcome.known, result, outcome.processed)
-
-    def _write_processed(self, entry: FrontierEntry, known: KnownPage | None,
-                         result: FetchResult, processed: ProcessedPage) -> None:
-        source = self.sources[entry.source]
-        kind, doc_id = "list", None
-        tags = processed.tag_columns or processed.tags
-        if processed.article is not None and tags is not None:
-            status, doc_id = self.store.save_article(
-                source=source.name, kind=source.kind, article=processed.article, tags=tags,
-                content_hash=processed.content_hash, lang=processed.lang)
-            if status == "unchanged" and known is None:
-                status = "duplicate"  # first fetch of a URL whose article we already hold
-            kind = "duplicate" if status == "duplicate" else "article"
-            self.counts[{"new": "new", "changed": "changed", "unchanged": "unchanged",
-                         "duplicate": "duplicates"}[status]] += 1
-        elif processed.is_article:
-            kind = "skipped"
-            self.counts["no_content"] += 1
-        else:
-            self.counts["lists"] += 1
-        self._record(entry, result, encoding=processed.encoding, page_kind=kind,
-                     article_id=doc_id)
-        self._enqueue_links(entry, source, processed, known_before=known is not None)
-
-    def _enqueue_links(self, entry: FrontierEntry, source: SourceConfig,
-                       processed: ProcessedPage, *, known_before: bool) -> None:
-        links = processed.links.links   # process_page kept only the source's links
-        follow_pagination = not (known_before and self._only_known_articles(links))
-        new_entries = []
-        for link in links:
-            if link.is_redirect:  # a meta-refresh or script redirect: the same page, moved
-                if entry.chain < self.config.max_pagination:
-                    new_entries.append(FrontierEntry(link.url, source.name, entry.depth,
-                                                     entry.chain + 1))
-            elif link.is_pagination:
-                chain = entry.chain + 1
-                if not follow_pagination or chain > self.config.max_pagination:
-                    continue
-                new_entries.append(FrontierEntry(link.url, source.name, entry.depth, chain, True))
-            elif entry.depth + 1 <= source.max_depth:
-                new_entries.append(FrontierEntry(link.url, source.name, entry.depth + 1))
-        if new_entries and self.store.enqueue(new_entries):
-            self.exhausted.discard(source.name)
-
-    def _only_known_articles(self, links: Iterable) -> bool:
-        """True when every non-pager link of a list page is already a stored article page:
-        the incremental re-crawl stops paginating there."""
-        targets = [link.url for link in links if not link.is_pagination]
-        kinds = self.store.page_kinds(targets)
-        known_articles = sum(1 for kind in kinds.values() if kind in ("article", "duplicate"))
-        return known_articles > 0 and len(kinds) == len(set(targets))
-
-    def _record(self, entry: FrontierEntry, result: FetchResult, *, error: str | None = None,
-                encoding: str | None = None, page_kind: str | None = None,
-                article_id: str | None = None) -> None:
-        keep_body = result.outcome is FetchOutcome.OK
-        self.store.record_page(PageRecord(
-            url=entry.url, source=entry.source, final_url=result.final_url,
-            outcome=str(result.outcome), status=result.status, error=error or result.error,
-            etag=result.etag, last_modified=result.last_modified,
-            body=result.body if keep_body else None, content_type=result.content_type,
-            encoding=encoding, page_kind=page_kind, article_id=article_id))
 
     def _stats(self, *, interrupted: bool) -> CrawlStats:
         fields = {f.name for f in dataclasses.fields(CrawlStats)}
         counts = {k: v for k, v in self.counts.items() if k in fields}
         return CrawlStats(**counts, elapsed=round(time.monotonic() - self.started, 3),
                           resumed=self.resumed, interrupted=interrupted)
-
-
-_OUTCOME_COUNTER = {
-    FetchOutcome.HTTP_ERROR: "failed",
-    FetchOutcome.NETWORK_ERROR: "failed",
-    FetchOutcome.REDIRECT_LOOP: "failed",
-    FetchOutcome.TOO_LARGE: "too_large",
-    FetchOutcome.OUT_OF_SCOPE: "out_of_scope",
-    FetchOutcome.ROBOTS: "robots",
-    FetchOutcome.NOT_HTML: "not_html",
-}
-
-# Storage failures (disk full, read-only directory) end the crawl instead of being counted.
-_FATAL_STORE_ERRORS = (CorpusError, sqlite3.Error, OSError)
 
 
 def _robots_refusal(url: str, robots: RobotsCache) -> FetchResult:
