@@ -25,28 +25,35 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV_SET = ROOT / "tests" / "data" / "tag_dev.jsonl"
 HOLDOUT_SET = ROOT / "tests" / "data" / "tag_holdout.jsonl"
 BLIND_SET = ROOT / "tests" / "data" / "tag_blind2.jsonl"
+BLIND3_SET = ROOT / "tests" / "data" / "tag_blind3.jsonl"
 
 # Reached on tests/data/tag_dev.jsonl (398 records) when this gate was written: macro-F1
-# 0.978, micro-F1 0.977, primary accuracy 0.965. The floors sit a little below, so a taxonomy
-# edit that breaks more than a handful of records fails here. The set was used for tuning,
-# so these are not generalisation numbers: fresh texts scored before being folded in reached
-# macro-F1 0.64-0.77 (precision ~0.9, recall the weak side).
-MACRO_F1_FLOOR = 0.96
-MICRO_F1_FLOOR = 0.96
-PRIMARY_ACCURACY_FLOOR = 0.94
+# 0.978, micro-F1 0.977, primary accuracy 0.965; taxonomy v4 reaches 0.989 / 0.989 / 0.990.
+# The floors sit a little below, so a taxonomy edit that breaks more than a handful of
+# records fails here. The set was used for tuning, so these are not generalisation numbers:
+# fresh texts scored before being folded in reached macro-F1 0.64-0.81 (precision ~0.9,
+# recall the weak side).
+MACRO_F1_FLOOR = 0.97
+MICRO_F1_FLOOR = 0.97
+PRIMARY_ACCURACY_FLOOR = 0.96
 
 # tests/data/tag_holdout.jsonl (168 texts in other registers: victims' posts, SMS lures,
 # 警情通报, 判决书, bank and campus notices, Q&A; 18 % traditional, 14 % negatives). Scored
 # blind before the second tuning round: macro-F1 0.749, micro-F1 0.765, primary 0.637. The
 # second round (wider per-type vocabulary and co-occurrence rules) reached macro-F1 0.957,
 # micro-F1 0.959, primary 0.940 on it, and dev rose to 0.982 / 0.982 / 0.977. The set was
-# then tuned on, so the honest estimate is tag_blind2.jsonl, scored once afterwards and
-# never tuned on: macro-F1 0.808, micro-F1 0.826, primary 0.792 (the tagger before the
-# round scored 0.703 / 0.727 / 0.681 there). No floor is pinned on blind2: it must stay a
-# measurement, not a target.
-HOLDOUT_MACRO_F1_FLOOR = 0.93
-HOLDOUT_MICRO_F1_FLOOR = 0.93
-HOLDOUT_PRIMARY_ACCURACY_FLOOR = 0.91
+# then tuned on, and tag_blind2.jsonl, scored once afterwards, gave macro-F1 0.808,
+# micro-F1 0.826, primary 0.792 (the tagger before the round scored 0.703 / 0.727 / 0.681
+# there). Taxonomy v4 then used blind2's errors (with holdout's and dev's) to find which
+# kinds of script phrasing were missing, so blind2 is NO LONGER BLIND: v4 reaches 0.992 /
+# 0.992 / 0.986 on it, and 0.971 / 0.971 / 0.958 on holdout. The honest estimate is
+# tag_blind3.jsonl (150 texts, written by someone who never saw the taxonomy, never tuned
+# on): v3 scored macro-F1 0.849, micro-F1 0.840, primary 0.840 there, v4 0.868 / 0.860 /
+# 0.867 (recall ~0.95, precision the weak side now). No floor is pinned on blind2 or blind3:
+# blind3 must stay a measurement, not a target.
+HOLDOUT_MACRO_F1_FLOOR = 0.94
+HOLDOUT_MICRO_F1_FLOOR = 0.94
+HOLDOUT_PRIMARY_ACCURACY_FLOOR = 0.93
 
 SMALL = """\
 version = 1
@@ -452,16 +459,17 @@ def test_dev_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
     assert report.primary_accuracy >= PRIMARY_ACCURACY_FLOOR, format_report(report)
 
 
-@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET], ids=["holdout", "blind2"])
+@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET, BLIND3_SET],
+                         ids=["holdout", "blind2", "blind3"])
 def test_fresh_eval_sets_are_varied_and_cover_every_category(tagger: Tagger, path: Path):
     records = load_eval_records(path)
-    assert len(records) >= (140 if path == HOLDOUT_SET else 60)
+    assert len(records) >= (60 if path == BLIND_SET else 140)
     assert len({text for text, _ in records}) == len(records)
     counts = {c.id: 0 for c in tagger.taxonomy.categories}
     for _, gold in records:
         for category in gold:
             counts[category] += 1
-    assert min(counts.values()) >= (8 if path == HOLDOUT_SET else 4)
+    assert min(counts.values()) >= (4 if path == BLIND_SET else 8)
     assert sum(1 for _, gold in records if not gold) >= 0.12 * len(records)
     assert sum(1 for _, gold in records if len(gold) > 1) >= 0.05 * len(records)
     to_simplified = opencc.OpenCC("t2s")
@@ -473,7 +481,9 @@ def test_fresh_eval_sets_share_no_text_with_the_dev_set():
     dev = {text for text, _ in load_eval_records(DEV_SET)}
     holdout = {text for text, _ in load_eval_records(HOLDOUT_SET)}
     blind = {text for text, _ in load_eval_records(BLIND_SET)}
+    blind3 = {text for text, _ in load_eval_records(BLIND3_SET)}
     assert not (dev & holdout) and not (dev & blind) and not (holdout & blind)
+    assert not ((dev | holdout | blind) & blind3)
 
 
 def test_holdout_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
