@@ -28,7 +28,8 @@ BLIND_SET = ROOT / "tests" / "data" / "tag_blind2.jsonl"
 BLIND3_SET = ROOT / "tests" / "data" / "tag_blind3.jsonl"
 
 # Reached on tests/data/tag_dev.jsonl (398 records) when this gate was written: macro-F1
-# 0.978, micro-F1 0.977, primary accuracy 0.965; taxonomy v4 reaches 0.989 / 0.989 / 0.990.
+# 0.978, micro-F1 0.977, primary accuracy 0.965; taxonomy v4 reaches 0.989 / 0.989 / 0.990,
+# v5 0.990 / 0.990 / 0.990.
 # The floors sit a little below, so a taxonomy edit that breaks more than a handful of
 # records fails here. The set was used for tuning, so these are not generalisation numbers:
 # fresh texts scored before being folded in reached macro-F1 0.64-0.81 (precision ~0.9,
@@ -46,14 +47,19 @@ PRIMARY_ACCURACY_FLOOR = 0.96
 # micro-F1 0.826, primary 0.792 (the tagger before the round scored 0.703 / 0.727 / 0.681
 # there). Taxonomy v4 then used blind2's errors (with holdout's and dev's) to find which
 # kinds of script phrasing were missing, so blind2 is NO LONGER BLIND: v4 reaches 0.992 /
-# 0.992 / 0.986 on it, and 0.971 / 0.971 / 0.958 on holdout. The honest estimate is
-# tag_blind3.jsonl (150 texts, written by someone who never saw the taxonomy, never tuned
-# on): v3 scored macro-F1 0.849, micro-F1 0.840, primary 0.840 there, v4 0.868 / 0.860 /
-# 0.867 (recall ~0.95, precision the weak side now). No floor is pinned on blind2 or blind3:
-# blind3 must stay a measurement, not a target.
-HOLDOUT_MACRO_F1_FLOOR = 0.94
-HOLDOUT_MICRO_F1_FLOOR = 0.94
-HOLDOUT_PRIMARY_ACCURACY_FLOOR = 0.93
+# 0.992 / 0.986 on it, and 0.971 / 0.971 / 0.958 on holdout. tag_blind3.jsonl (150 texts,
+# written by someone who never saw the taxonomy) was then scored once: v3 macro-F1 0.849,
+# micro-F1 0.840, primary 0.840, v4 0.868 / 0.860 / 0.867 (recall 0.95, precision 0.79: 9 of
+# its 30 negatives got a label). Taxonomy v5, a precision round, used blind3's errors to find
+# which kinds of shared words gave labels, so blind3 is NO LONGER BLIND either: v5 reaches
+# 0.961 / 0.961 / 0.927 on it (precision 0.97, recall 0.95, no negative labelled), 0.992 /
+# 0.992 / 0.986 on blind2 and 0.982 / 0.983 / 0.958 on holdout. The honest estimate is
+# tag_blind4.jsonl, written by someone else and never looked at while tuning v5. No floor is
+# pinned on blind2 or blind3 (tuned on, they would only pin the tuning), nor on blind4: it
+# must stay a measurement, not a target.
+HOLDOUT_MACRO_F1_FLOOR = 0.95
+HOLDOUT_MICRO_F1_FLOOR = 0.95
+HOLDOUT_PRIMARY_ACCURACY_FLOOR = 0.94
 
 SMALL = """\
 version = 1
