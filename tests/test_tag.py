@@ -26,6 +26,7 @@ DEV_SET = ROOT / "tests" / "data" / "tag_dev.jsonl"
 HOLDOUT_SET = ROOT / "tests" / "data" / "tag_holdout.jsonl"
 BLIND_SET = ROOT / "tests" / "data" / "tag_blind2.jsonl"
 BLIND3_SET = ROOT / "tests" / "data" / "tag_blind3.jsonl"
+BLIND4_SET = ROOT / "tests" / "data" / "tag_blind4.jsonl"
 
 # Reached on tests/data/tag_dev.jsonl (398 records) when this gate was written: macro-F1
 # 0.978, micro-F1 0.977, primary accuracy 0.965; taxonomy v4 reaches 0.989 / 0.989 / 0.990,
@@ -54,7 +55,10 @@ PRIMARY_ACCURACY_FLOOR = 0.96
 # which kinds of shared words gave labels, so blind3 is NO LONGER BLIND either: v5 reaches
 # 0.961 / 0.961 / 0.927 on it (precision 0.97, recall 0.95, no negative labelled), 0.992 /
 # 0.992 / 0.986 on blind2 and 0.982 / 0.983 / 0.958 on holdout. The honest estimate is
-# tag_blind4.jsonl, written by someone else and never looked at while tuning v5. No floor is
+# tag_blind4.jsonl (150 texts weighted toward police and campus notices, written by someone
+# who never saw the taxonomy or the other sets, never looked at while tuning): v3 scored
+# macro-F1 0.845, micro-F1 0.831, primary 0.867 there, v4 0.868 / 0.859 / 0.893, v5 0.919 /
+# 0.915 / 0.907 (recall 0.99, precision the weak side at 0.85). No floor is
 # pinned on blind2 or blind3 (tuned on, they would only pin the tuning), nor on blind4: it
 # must stay a measurement, not a target.
 HOLDOUT_MACRO_F1_FLOOR = 0.95
@@ -465,8 +469,8 @@ def test_dev_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
     assert report.primary_accuracy >= PRIMARY_ACCURACY_FLOOR, format_report(report)
 
 
-@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET, BLIND3_SET],
-                         ids=["holdout", "blind2", "blind3"])
+@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET, BLIND3_SET, BLIND4_SET],
+                         ids=["holdout", "blind2", "blind3", "blind4"])
 def test_fresh_eval_sets_are_varied_and_cover_every_category(tagger: Tagger, path: Path):
     records = load_eval_records(path)
     assert len(records) >= (60 if path == BLIND_SET else 140)
@@ -488,8 +492,10 @@ def test_fresh_eval_sets_share_no_text_with_the_dev_set():
     holdout = {text for text, _ in load_eval_records(HOLDOUT_SET)}
     blind = {text for text, _ in load_eval_records(BLIND_SET)}
     blind3 = {text for text, _ in load_eval_records(BLIND3_SET)}
+    blind4 = {text for text, _ in load_eval_records(BLIND4_SET)}
     assert not (dev & holdout) and not (dev & blind) and not (holdout & blind)
     assert not ((dev | holdout | blind) & blind3)
+    assert not ((dev | holdout | blind | blind3) & blind4)
 
 
 def test_holdout_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
