@@ -24,6 +24,7 @@ import bisect
 import functools
 from collections.abc import Callable, Sequence
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import ahocorasick_rs
 
@@ -32,6 +33,9 @@ from crawler.tagplan import RoutePlan, Span, plan_routes
 from crawler.tagscore import Scored, route, score_categories
 from crawler.taxonomy import Category, Scoring, Taxonomy
 from crawler.textnorm import normalize_with_origin
+
+if TYPE_CHECKING:
+    from crawler.tagbatchplan import BatchPlan
 
 # A hit in normalised coordinates: (term key index, start, end).
 Hit = tuple[int, int, int]
@@ -47,14 +51,16 @@ _SET_END = Evidence.end.__set__             # type: ignore[attr-defined]
 
 
 class Tagger:
-    """A taxonomy compiled into one automaton. Immutable; tag() is thread-safe."""
+    """A taxonomy compiled into one automaton. Immutable (tag_many's tables aside, built
+    on first use); tag() and tag_many() are thread-safe."""
 
-    __slots__ = ("_find", "_plan", "taxonomy")
+    __slots__ = ("_batch", "_find", "_plan", "taxonomy")
 
     def __init__(self, taxonomy: Taxonomy, find: Finder, plan: RoutePlan) -> None:
         self.taxonomy = taxonomy
         self._find = find               # normalised text -> (key index, start, end) hits
         self._plan = plan               # where each key's hits go (see tagplan)
+        self._batch: BatchPlan | None = None    # tag_many's tables, see _batch_plan
 
     def __reduce__(self) -> tuple[Callable[[Taxonomy], Tagger], tuple[Taxonomy]]:
         # The automaton cannot be pickled; a worker process rebuilds it from the taxonomy.
@@ -70,6 +76,21 @@ class Tagger:
         routed = route(self._plan, self._find(normalised))
         scored = score_categories(self._plan, routed, title_end, body_length, scoring)
         return _to_tags(scored, origin, scoring)
+
+    def tag_many(self, texts: Sequence[str], titles: Sequence[str] | None = None
+                 ) -> list[Tags]:
+        """[self.tag(text, title) ...]: the same Tags, computed for the whole batch at once
+        with numpy (crawler.tagbatch): in batches of 64, ~2.5x faster on dense notices and
+        ~1.5x on light ones. Batches too small to pay for that go text by text."""
+        from crawler import tagbatch  # numpy loads on first use: tag() stays light
+        return tagbatch.tag_many(self, texts, titles)
+
+    def _batch_plan(self) -> BatchPlan:
+        """tag_many's tables, built on first use (a race builds the same tables twice)."""
+        if self._batch is None:
+            from crawler.tagbatchplan import plan_batch
+            self._batch = plan_batch(self._plan)
+        return self._batch
 
 
 def build_matcher(taxonomy: Taxonomy) -> Tagger:

@@ -81,7 +81,7 @@ def score_categories(plan: RoutePlan, routed: Routed, title_end: int, body_lengt
     """Score every category `route` found; see Scored. Categories that earned nothing (no
     kept span, or negatives outweighing the rest) are left out: Tags reports none of them."""
     slots, candidates = routed
-    damping = _length_damping(body_length, scoring)
+    damping = length_damping(body_length, scoring)
     repeat_gain, title_bonus = scoring.repeat_gain, scoring.title_bonus
     categories = plan.categories
     scored: list[Scored] = []
@@ -249,7 +249,7 @@ def _terms_score(spans: list[Span], title_end: int, repeat_gain: float,
                 for weight, n, in_title in terms.values()])
 
 
-def _length_damping(body_length: int, scoring: Scoring) -> float:
+def length_damping(body_length: int, scoring: Scoring) -> float:
     """>= 1: long round-ups collect weak hits by sheer length, so their scores shrink."""
     if body_length <= scoring.length_reference:
         return 1.0
