@@ -163,21 +163,25 @@ class CorpusStore(CrawlQueue):
         self._db.execute("DELETE FROM tombstones WHERE id=?", (doc_id,))
         return ("new" if existing is None else "changed"), doc_id
 
-    def update_tags(self, doc_id: str, tags: Tags) -> bool:
-        """Replace an article's tags; returns True when its labels changed."""
-        row = self._db.execute("SELECT categories, primary_category, evidence FROM articles "
-                               "WHERE id=?", (doc_id,)).fetchone()
+    def update_tags(self, doc_id: str, tags: Tags) -> str:
+        """Replace an article's tags. Returns what changed: "labels" (categories or primary),
+        "evidence" (only scores or evidence, e.g. after a weight change), or "" (nothing, and
+        nothing is written: the article keeps its change number)."""
+        row = self._db.execute("SELECT categories, primary_category, scores, evidence "
+                               "FROM articles WHERE id=?", (doc_id,)).fetchone()
         if row is None:
-            return False
+            return ""
         columns = tag_columns(tags)
-        if (row["categories"], row["primary_category"], row["evidence"]) == (
-                columns.categories, columns.primary, columns.evidence):
-            return False
+        labels_changed = (row["categories"], row["primary_category"]) != (
+            columns.categories, columns.primary)
+        if not labels_changed and (row["scores"], row["evidence"]) == (
+                columns.scores, columns.evidence):
+            return ""
         self._db.execute("UPDATE articles SET categories=?, primary_category=?, scores=?, "
                          "evidence=?, seq=? WHERE id=?",
                          (columns.categories, columns.primary, columns.scores,
                           columns.evidence, self._next_seq(), doc_id))
-        return True
+        return "labels" if labels_changed else "evidence"
 
     def delete_article(self, doc_id: str) -> None:
         """Remove an article and leave a tombstone so the index drops it too."""
@@ -198,6 +202,15 @@ class CorpusStore(CrawlQueue):
     def get_article(self, doc_id: str) -> StoredArticle | None:
         row = self._db.execute("SELECT * FROM articles WHERE id=?", (doc_id,)).fetchone()
         return _stored_article(row) if row else None
+
+    def article_texts(self, after: int = 0, limit: int = 256
+                      ) -> list[tuple[int, str, str, str]]:
+        """(rowid, id, title, text) of up to `limit` articles with a rowid above `after`, in
+        rowid order. Rewriting an article keeps its rowid, so this pages through the corpus
+        while it is being rewritten (retag), without holding it all in memory."""
+        return [tuple(row) for row in self._db.execute(
+            "SELECT rowid, id, title, text FROM articles WHERE rowid > ? ORDER BY rowid "
+            "LIMIT ?", (after, limit))]
 
     def iter_articles(self) -> Iterator[StoredArticle]:
         """Every article, in change order. Reads a consistent snapshot."""

@@ -301,9 +301,11 @@ def retag(ctx: _Context) -> int:
     from crawler.retag import retag_corpus
 
     tagger = ctx.tagger()
-    with ctx.open_store(create=False) as store:
-        result = retag_corpus(store, tagger)
-    click.echo(f"re-tagged {result.documents} documents: {result.changed} changed labels")
+    with ctx.open_store(create=False) as store, render.Status("re-tagging …") as status:
+        result = retag_corpus(store, tagger, on_progress=lambda done, total: status.update(
+            f"re-tagging … {done} / {total} documents"))
+    click.echo(f"re-tagged {result.documents} documents: {result.changed} changed labels, "
+               f"{result.rescored} changed scores or evidence only")
     _update_index(ctx)
     return 0
 

@@ -68,10 +68,31 @@ def test_stored_article_round_trips_tags_and_evidence(store):
 
 def test_update_tags_reports_whether_labels_changed(store):
     _, doc_id = save(store)
+    seq = store.get_article(doc_id).seq
     with store.transaction():
-        assert store.update_tags(doc_id, TAGS) is False
-        assert store.update_tags(doc_id, Tags()) is True
+        assert store.update_tags(doc_id, TAGS) == ""
+    assert store.get_article(doc_id).seq == seq         # nothing written
+    rescored = Tags(categories=TAGS.categories, primary=TAGS.primary,
+                    scores={"brushing_rebate": 3.0}, evidence=TAGS.evidence)
+    with store.transaction():
+        assert store.update_tags(doc_id, rescored) == "evidence"
+        assert store.update_tags(doc_id, Tags()) == "labels"
     assert store.get_article(doc_id).categories == ()
+    assert store.get_article(doc_id).seq > seq          # the index will rewrite it
+
+
+def test_article_texts_pages_through_the_corpus_while_it_is_rewritten(store):
+    ids = [save(store, article(url=f"http://a.cn/{i}.html", text=f"第{i}条通知，刷单是诈骗。"))[1]
+           for i in range(5)]
+    seen, after = [], 0
+    while page := store.article_texts(after, limit=2):
+        after = page[-1][0]
+        with store.transaction():
+            for _, doc_id, title, text in page:
+                assert title == "警惕刷单" and text.endswith("刷单是诈骗。")
+                store.update_tags(doc_id, Tags())       # a new seq, the same rowid
+                seen.append(doc_id)
+    assert seen == ids
 
 
 def test_interrupted_crawl_resumes_with_leased_urls_requeued(store):
