@@ -23,20 +23,26 @@ Result = TypeVar("Result")
 MAX_BATCH = 8       # pages per task: enough to amortise it, few enough to spread the work
 
 
+# In a worker: the results of one task's pages, in order, an exception in a page's place.
+BatchFunction = Callable[[Sequence[tuple]], list[Result | BaseException]]
+
+
 def run_batch(function: Callable[..., Result],
               batch: Sequence[tuple]) -> list[Result | BaseException]:
     """In a worker: `function(*args)` for each args of `batch`; an exception is returned in
-    its page's place (made picklable), not raised for the whole batch."""
+    its page's place (made picklable), not raised for the whole batch. Bound to a function
+    with functools.partial, this is the BatchFunction of a function of one page."""
     results: list[Result | BaseException] = []
     for args in batch:
         try:
             results.append(function(*args))
         except Exception as exc:  # per page: handed to its caller, who raises it
-            results.append(_picklable(exc))
+            results.append(picklable(exc))
     return results
 
 
-def _picklable(exc: Exception) -> BaseException:
+def picklable(exc: Exception) -> BaseException:
+    """`exc`, or a RuntimeError describing it when it cannot cross a process boundary."""
     try:
         pickle.dumps(exc)
     except Exception:  # any pickling failure: send a description instead
@@ -45,19 +51,19 @@ def _picklable(exc: Exception) -> BaseException:
 
 
 class BatchingPool(Generic[Result]):
-    """Runs `function(*args)` in `pool`, at most `max_tasks` tasks in flight. Bound to the
-    event loop that first calls `run`."""
+    """Runs pages in `pool` through `batch_function` (see BatchFunction), at most
+    `max_tasks` tasks in flight. Bound to the event loop that first calls `run`."""
 
-    def __init__(self, pool: concurrent.futures.Executor, function: Callable[..., Result],
-                 max_tasks: int) -> None:
+    def __init__(self, pool: concurrent.futures.Executor,
+                 batch_function: BatchFunction[Result], max_tasks: int) -> None:
         self._pool = pool
-        self._function = function
+        self._batch_function = batch_function
         self._max_tasks = max_tasks
         self._waiting: list[tuple[tuple, asyncio.Future[Result]]] = []
         self._in_flight = 0
 
     async def run(self, *args: object) -> Result:
-        """The result of `function(*args)`, computed in the pool."""
+        """The result for the page `args`, computed in the pool with its batch mates."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((args, future))
         self._dispatch()
@@ -70,7 +76,7 @@ class BatchingPool(Generic[Result]):
             if not batch:
                 continue    # every page of it was cancelled (the crawl is stopping)
             try:
-                task = self._pool.submit(run_batch, self._function, [args for args, _ in batch])
+                task = self._pool.submit(self._batch_function, [args for args, _ in batch])
             except Exception as exc:  # e.g. BrokenExecutor, or shut down
                 _fail(batch, exc)
                 continue

@@ -40,7 +40,7 @@ from crawler.robots import RobotsCache
 from crawler.store import CorpusStore, KnownPage
 from crawler.tag import Tagger
 from crawler.urls import host_key, normalize_url
-from crawler.workers import process_in_worker, start_pool
+from crawler.workers import process_batch_in_worker, start_pool
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ class _Crawl:
         self.on_progress = on_progress
         # Pages go to the workers in batches once they queue up; two tasks per worker keep
         # each one busy while the other's result travels back.
-        self.batches = (BatchingPool(pool, process_in_worker, max_tasks=2 * config.workers)
+        self.batches = (BatchingPool(pool, process_batch_in_worker,
+                                     max_tasks=2 * config.workers)
                         if pool is not None else None)
         self.sources = {s.name: s for s in config.sources}
         self.counts: collections.Counter[str] = collections.Counter()

@@ -11,9 +11,11 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import multiprocessing
+from collections.abc import Sequence
 
+from crawler.batching import picklable, run_batch
 from crawler.config import SourceConfig
-from crawler.process import process_page
+from crawler.process import finish_page, prepare_page
 from crawler.records import FetchResult, ProcessedPage
 from crawler.tag import Tagger, build_matcher
 from crawler.taxonomy import Taxonomy
@@ -25,13 +27,30 @@ def _init_worker(taxonomy: Taxonomy) -> None:
     _WORKER_TAGGER["tagger"] = build_matcher(taxonomy)
 
 
-def process_in_worker(result: FetchResult, source: SourceConfig,
-                      min_article_chars: int) -> ProcessedPage:
-    """process_page() with this worker's own Tagger, without the Tags object: the store
-    takes the tags as `tag_columns`, and unpickling ~100 Evidence objects per article would
-    cost the crawl's writer process ~0.1 ms a page."""
-    processed = process_page(result, source, _WORKER_TAGGER["tagger"], min_article_chars)
-    return dataclasses.replace(processed, tags=None) if processed.tags is not None else processed
+def process_batch_in_worker(batch: Sequence[tuple[FetchResult, SourceConfig, int]]
+                            ) -> list[ProcessedPage | BaseException]:
+    """A task's pages (each `(result, source, min_article_chars)`), processed in this
+    worker: each prepared on its own, then their articles tagged in one tag_many call
+    (~2.5x cheaper than one by one on dense notices). A page that fails gets its exception
+    in its place; its batch mates go on.
+
+    Pages go back without their Tags objects: the store takes the tags as `tag_columns`,
+    and unpickling ~100 Evidence objects per article would cost the crawl's writer process
+    ~0.1 ms a page."""
+    tagger = _WORKER_TAGGER["tagger"]
+    prepared = run_batch(prepare_page, batch)
+    articles = [page.article for page in prepared
+                if isinstance(page, ProcessedPage) and page.article is not None]
+    tags = iter(tagger.tag_many([a.text for a in articles], [a.title for a in articles]))
+    finished: list[ProcessedPage | BaseException] = []
+    for page in prepared:
+        if isinstance(page, ProcessedPage) and page.article is not None:
+            try:
+                page = dataclasses.replace(finish_page(page, next(tags)), tags=None)
+            except Exception as exc:  # per page, as in run_batch
+                page = picklable(exc)
+        finished.append(page)
+    return finished
 
 
 def start_pool(taxonomy: Taxonomy, workers: int) -> concurrent.futures.ProcessPoolExecutor:

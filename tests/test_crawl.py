@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import functools
 import os
 import pickle
 import re
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.batching import BatchingPool
+from crawler.batching import BatchingPool, run_batch
 from crawler.config import CrawlConfig, FetchConfig, SourceConfig
 from crawler.demo import DEMO_SITE, demo_sources, serve_directory
 from crawler.digest import detect_lang, tag_columns, text_hash
@@ -23,7 +25,7 @@ from crawler.records import FetchOutcome, FetchResult
 from crawler.store import CorpusStore
 from crawler.tag import build_matcher
 from crawler.taxonomy import default_categories_path, load_taxonomy
-from crawler.workers import _init_worker, process_in_worker
+from crawler.workers import _init_worker, process_batch_in_worker
 from servers import ScriptedServer, page, slow_headers
 
 FAST_FETCH = FetchConfig(connect_timeout=2, read_timeout=2, total_timeout=5, max_retries=0,
@@ -347,16 +349,24 @@ def test_process_page_keeps_only_the_sources_links_and_fingerprints_the_article(
     assert processed.tag_columns == tag_columns(tags)
 
 
-def test_worker_result_carries_tag_columns_not_tags(tagger):
+def test_worker_batch_tags_articles_together_and_keeps_failures_per_page(tagger):
     site_url = "http://127.0.0.1:1"
-    result = FetchResult(f"{site_url}/a1.html", f"{site_url}/a1.html", FetchOutcome.OK,
-                         status=200, body=article_html("刷单诈骗预警", NOTICE),
-                         content_type="text/html")
+    bodies = [("刷单诈骗预警", NOTICE), ("校园贷提醒", "注销校园贷要求屏幕共享的都是诈骗。" * 4),
+              ("通知", "本校图书馆周末照常开放，欢迎同学们前来借阅。" * 3)]
+    pages = [FetchResult(f"{site_url}/a{i}.html", f"{site_url}/a{i}.html", FetchOutcome.OK,
+                         status=200, body=article_html(title, text), content_type="text/html")
+             for i, (title, text) in enumerate(bodies)]
+    scope = source(site_url, "/list.htm")
     _init_worker(tagger.taxonomy)
-    processed = process_in_worker(result, source(site_url, "/list.htm"), 40)
-    assert processed.tags is None and processed.tag_columns is not None
-    assert processed.tag_columns == process_page(
-        result, source(site_url, "/list.htm"), tagger).tag_columns
+    batch = [(pages[0], scope, 40), (pages[1], None, 40), (pages[1], scope, 40),
+             (pages[2], scope, 40)]
+    results = process_batch_in_worker(batch)
+    assert isinstance(results[1], AttributeError)       # no source: that page alone fails
+    for result, (fetched, _, _) in zip([results[0], *results[2:]], [batch[0], *batch[2:]],
+                                       strict=True):
+        alone = process_page(fetched, scope, tagger)
+        assert result.tags is None                      # tag columns cross, not Tags
+        assert result == dataclasses.replace(alone, tags=None)
 
 
 def _half(n: int) -> float:
@@ -377,7 +387,7 @@ class _CountingExecutor(concurrent.futures.ThreadPoolExecutor):
 
 def test_batching_pool_shares_tasks_once_pages_queue_and_keeps_errors_per_page():
     async def main(executor):
-        batches = BatchingPool(executor, _half, max_tasks=1)
+        batches = BatchingPool(executor, functools.partial(run_batch, _half), max_tasks=1)
         return await asyncio.gather(*(batches.run(n) for n in (2, -1, 4, 6, 8)),
                                     return_exceptions=True)
 
@@ -390,7 +400,7 @@ def test_batching_pool_shares_tasks_once_pages_queue_and_keeps_errors_per_page()
 
 def test_batching_pool_survives_a_cancelled_page_and_fails_all_on_a_broken_pool():
     async def cancelled_one(executor):
-        batches = BatchingPool(executor, _half, max_tasks=1)
+        batches = BatchingPool(executor, functools.partial(run_batch, _half), max_tasks=1)
         first = asyncio.ensure_future(batches.run(2))
         doomed = asyncio.ensure_future(batches.run(4))
         last = asyncio.ensure_future(batches.run(6))
@@ -402,7 +412,7 @@ def test_batching_pool_survives_a_cancelled_page_and_fails_all_on_a_broken_pool(
         assert asyncio.run(cancelled_one(executor)) == (1, 3)
 
     async def broken(executor):
-        batches = BatchingPool(executor, _half, max_tasks=2)
+        batches = BatchingPool(executor, functools.partial(run_batch, _half), max_tasks=2)
         return await asyncio.gather(batches.run(2), batches.run(4), return_exceptions=True)
 
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
