@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
 
-MAX_BATCH = 8       # pages per task: enough to amortise it, few enough to spread the work
+MAX_BATCH = 16       # pages per task: enough to amortise it, few enough to spread the work
 
 
 # In a worker: the results of one task's pages, in order, an exception in a page's place.

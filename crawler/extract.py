@@ -164,6 +164,7 @@ def extract_article(page: Page, tree: lxml.html.HtmlElement | None = None) -> Ar
     published = extract_date(tree, page.url)
     _prune_boilerplate(tree)
     _flatten_layout_tables(tree)
+    _point_trafilatura_at_the_container(tree)
     text = _clean_body(_extract_body(tree, page.url), title)
     if len(text) < MIN_BODY_CHARS:
         logger.debug("no article body: %s", page.url)
@@ -227,6 +228,17 @@ def _prune_boilerplate(tree: lxml.html.HtmlElement) -> None:
             block = _furniture_block(element)
             if block is not None and block not in keep:
                 remove_node(block)
+
+
+def _point_trafilatura_at_the_container(tree: lxml.html.HtmlElement) -> None:
+    """Mark the CMS content container (TRS_Editor, v_news_content, #zoom ...) as the page's
+    articleBody, which trafilatura's first body XPath selects. It knows none of these
+    Chinese CMS names, so without the mark it finds no body and gathers "wild" paragraphs
+    from the whole tree instead, half of its time on a notice."""
+    for element in _CONTAINER_CANDIDATES(tree):
+        if _is_content_container(element) and element.get("itemprop") is None:
+            element.set("itemprop", "articleBody")
+            return
 
 
 def _content_and_ancestors(tree: lxml.html.HtmlElement) -> set[etree._Element]:

@@ -97,6 +97,18 @@ def test_short_notice_below_trafilatura_default_minimum_is_kept() -> None:
     assert article.text == notice
 
 
+def test_the_cms_container_is_extracted_whole_even_a_repeated_paragraph() -> None:
+    # trafilatura knows no Chinese CMS container; marked as the articleBody it takes the
+    # container as the body, instead of collecting stray paragraphs (which dropped repeats).
+    slogan = "不听、不信、不转账，陌生来电多核实，守护好自己的钱袋子。"
+    case = "近日，市民李某接到自称快递客服的电话，称其包裹丢失可双倍理赔，随后被骗三万元。"
+    html = ('<html><body><h1>反诈提醒</h1><div class="v_news_content">'
+            f"<p>{slogan}</p><p>{case}</p><p>{slogan}</p></div></body></html>")
+    article = extract_article(page(html))
+    assert article is not None
+    assert article.text.splitlines() == [slogan, case, slogan]
+
+
 def test_page_without_meaningful_body_returns_none() -> None:
     html = "<html><head><title>提示</title></head><body><p>请点击查看</p></body></html>"
     assert extract_article(page(html)) is None
