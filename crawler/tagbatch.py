@@ -48,12 +48,14 @@ if TYPE_CHECKING:
 __all__ = ["score_batch", "tag_batch", "tag_many"]
 
 Hit = tuple[int, int, int]
-# A batch costs ~0.4 ms whatever its size (~150 numpy calls) and saves per hit, so it pays
-# from ~16 short texts (tag_dev's, ~50 characters: 58-66 vs 61-64 µs a text with tag())
-# or ~12,000 characters of notices (8 generated ones of 1,500: 287-318 vs 309-345 µs a
-# notice; the denser written ones pay from 2).
+# A batch costs ~0.4 ms whatever its size (~150 numpy calls) and saves per hit, so where it
+# pays depends on how dense the hits are: from ~16 short texts (tag_dev's, ~50 characters:
+# 58-66 vs 61-64 µs a text with tag()); for 1,500-character notices from 2 dense ones (188
+# hits per 1,000 characters: 0.81 vs 1.18 ms a notice) but only from ~6 light generated ones
+# (96 hits: 0.34 vs 0.34 ms). Notices as police sites write them hold ~150 (blind4's long
+# texts, the demo site's), and the crawl's pages of 4 pay (0.72 vs 1.23 ms): hence 6,000.
 MIN_BATCH_TEXTS = 16
-MIN_BATCH_CHARS = 12_000
+MIN_BATCH_CHARS = 6_000
 
 
 @dataclass(frozen=True, slots=True)
