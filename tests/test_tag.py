@@ -27,6 +27,7 @@ HOLDOUT_SET = ROOT / "tests" / "data" / "tag_holdout.jsonl"
 BLIND_SET = ROOT / "tests" / "data" / "tag_blind2.jsonl"
 BLIND3_SET = ROOT / "tests" / "data" / "tag_blind3.jsonl"
 BLIND4_SET = ROOT / "tests" / "data" / "tag_blind4.jsonl"
+BLIND5_SET = ROOT / "tests" / "data" / "tag_blind5.jsonl"
 
 # Reached on tests/data/tag_dev.jsonl (398 records) when this gate was written: macro-F1
 # 0.978, micro-F1 0.977, primary accuracy 0.965; taxonomy v4 reaches 0.989 / 0.989 / 0.990,
@@ -63,8 +64,11 @@ PRIMARY_ACCURACY_FLOOR = 0.96
 # wrong primaries, so blind4 is NO LONGER BLIND: v6 reaches 0.968 / 0.966 / 0.960 on it
 # (precision 0.95, recall 0.99, 1 of 31 negatives labelled), unchanged 0.990 / 0.990 / 0.990 on
 # dev, 0.982 / 0.983 / 0.958 on holdout and 0.961 / 0.961 / 0.927 on blind3, and 0.992 / 0.992
-# / 1.000 on blind2. The honest estimate is now tests/data/tag_blind5.jsonl, written by
-# someone who never saw the taxonomy and never looked at while tuning. No floor is pinned on
+# / 1.000 on blind2. The honest estimate is now tests/data/tag_blind5.jsonl (150 texts,
+# written by someone who never saw the taxonomy or the other sets, never looked at while
+# tuning, scored once after v6): v3 macro-F1 0.860, micro-F1 0.848, primary 0.880; v4 0.870
+# / 0.860 / 0.900; v5 0.932 / 0.931 / 0.920; v6 0.947 / 0.945 / 0.947 (precision 0.92,
+# recall 0.98, 3 of 30 negatives labelled). No floor is pinned on
 # blind2, blind3 or blind4 (tuned on, they would only pin the tuning), nor on blind5: it must
 # stay a measurement, not a target.
 HOLDOUT_MACRO_F1_FLOOR = 0.95
@@ -475,8 +479,8 @@ def test_dev_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
     assert report.primary_accuracy >= PRIMARY_ACCURACY_FLOOR, format_report(report)
 
 
-@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET, BLIND3_SET, BLIND4_SET],
-                         ids=["holdout", "blind2", "blind3", "blind4"])
+@pytest.mark.parametrize("path", [HOLDOUT_SET, BLIND_SET, BLIND3_SET, BLIND4_SET, BLIND5_SET],
+                         ids=["holdout", "blind2", "blind3", "blind4", "blind5"])
 def test_fresh_eval_sets_are_varied_and_cover_every_category(tagger: Tagger, path: Path):
     records = load_eval_records(path)
     assert len(records) >= (60 if path == BLIND_SET else 140)
@@ -499,9 +503,11 @@ def test_fresh_eval_sets_share_no_text_with_the_dev_set():
     blind = {text for text, _ in load_eval_records(BLIND_SET)}
     blind3 = {text for text, _ in load_eval_records(BLIND3_SET)}
     blind4 = {text for text, _ in load_eval_records(BLIND4_SET)}
+    blind5 = {text for text, _ in load_eval_records(BLIND5_SET)}
     assert not (dev & holdout) and not (dev & blind) and not (holdout & blind)
     assert not ((dev | holdout | blind) & blind3)
     assert not ((dev | holdout | blind | blind3) & blind4)
+    assert not ((dev | holdout | blind | blind3 | blind4) & blind5)
 
 
 def test_holdout_set_quality_stays_above_the_pinned_floors(tagger: Tagger):
