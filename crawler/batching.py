@@ -20,9 +20,9 @@ from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
 
-# Pages per task: enough to amortise it and for the worker's tag_many to pay (~12k chars of
-# notices), few enough to spread the work. On the crawl benchmark 16 gave 0.65x the
-# extraction baseline, 8 gave 0.59x and 32 no more than 16.
+# Pages per task: enough to amortise it and for the worker's tag_many to batch (it does from
+# 6,000 characters of text), few enough to spread the work. On a 2,000-article benchmark
+# site, 16 gave 0.65x the extraction baseline, 8 gave 0.59x and 32 no more than 16.
 MAX_BATCH = 16
 
 
