@@ -181,3 +181,24 @@ def test_mark_all_done_marks_each_url(store):
         leased = store.lease(3)
         store.mark_all_done(e.url for e in leased[:2])
     assert store.done_counts() == {"s": 2}
+
+
+def test_retag_pages_through_the_corpus_reporting_progress_and_what_changed(store,
+                                                                            monkeypatch):
+    import crawler.retag
+    from crawler.tag import build_matcher
+    from crawler.taxonomy import default_categories_path, load_taxonomy
+
+    tagger = build_matcher(load_taxonomy(default_categories_path()))
+    scam = "兼职刷单先垫付，返利佣金都是诈骗，第{}次提醒。"
+    plain = "本校图书馆周末照常开放，第{}周。"
+    texts = [scam.format(1), plain.format(1), scam.format(2), plain.format(2), scam.format(3)]
+    for i, text in enumerate(texts):
+        save(store, article(url=f"http://a.cn/{i}.html", text=text), tags=Tags())
+    monkeypatch.setattr(crawler.retag, "RETAG_BATCH", 2)
+    progress: list[tuple[int, int]] = []
+    result = crawler.retag.retag_corpus(store, tagger, on_progress=lambda *p: progress.append(p))
+    assert progress == [(2, 5), (4, 5), (5, 5)]
+    assert (result.documents, result.changed, result.rescored) == (5, 5, 0)  # title 警惕刷单
+    again = crawler.retag.retag_corpus(store, tagger)
+    assert (again.documents, again.changed, again.rescored) == (5, 0, 0)
