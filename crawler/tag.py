@@ -30,7 +30,7 @@ import ahocorasick_rs
 
 from crawler.records import Evidence, Tags
 from crawler.tagplan import RoutePlan, Span, plan_routes
-from crawler.tagscore import Scored, route, score_categories
+from crawler.tagscore import Scored, rank_labels, route, score_categories
 from crawler.taxonomy import Category, Scoring, Taxonomy
 from crawler.textnorm import normalize_with_origin
 
@@ -156,23 +156,11 @@ def _to_tags(scored: list[Scored], origin: Sequence[int], scoring: Scoring) -> T
     holds the categories with a positive score (see score_categories)."""
     passing = [item for item in scored if item[1] >= item[0].threshold]
     if len(passing) > 1:
-        passing.sort(key=_rank)
-        # A long notice on one scam brushes others with their common words (a 保证金 in a
-        # job scam, a 派出所 in a romance scam): a secondary label needs a share of the best
-        # score, or a decisive term (one that names the type, as a round-up list does).
-        least = scoring.secondary_ratio * passing[0][1]
-        passing = [item for item in passing
-                   if item[1] >= least or _decisive_starts(item[0], item[2])]
-    if len(passing) > 1:
-        # Near-ties for primary go to the type the text names first (see Scoring). Sorted by
-        # score, the contenders are a prefix of `passing`; min() keeps the first of equals.
-        floor = scoring.primary_margin * passing[0][1]
-        if passing[1][1] >= floor:
-            contenders = sum(1 for item in passing if item[1] >= floor)
-            primary = min(range(contenders),
-                          key=lambda i: _lead_position(passing[i][0], passing[i][2]))
-            if primary:
-                passing.insert(0, passing.pop(primary))
+        order = rank_labels([(index, score, _first_start(spans, distinct),
+                              _first_decisive_start(category, spans))
+                             for index, (category, score, spans, distinct)
+                             in enumerate(passing)], scoring)
+        passing = [passing[index] for index in order]
     evidence = {category.id: _evidence(spans, distinct, origin)
                 for category, _, spans, distinct in passing}
     ids = tuple([item[0].id for item in passing])
@@ -184,28 +172,16 @@ def _to_tags(scored: list[Scored], origin: Sequence[int], scoring: Scoring) -> T
                 evidence=evidence)
 
 
-def _rank(item: Scored) -> tuple[float, int]:
-    """Best score first, then the category whose evidence starts first."""
-    spans = item[2]
-    return -item[1], spans[0][0] if item[3] else min(map(_START, spans))
+def _first_start(spans: list[Span], distinct: bool) -> int:
+    """Where a category's evidence starts; `distinct` spans are sorted by start."""
+    return spans[0][0] if distinct else min(map(_START, spans))
 
 
-def _first_start(spans: list[Span]) -> int:
-    return min(map(_START, spans))
-
-
-def _decisive_starts(category: Category, spans: list[Span]) -> list[int]:
-    """Starts of the hits whose term weighs at least the category's threshold (terms that
-    name the type)."""
-    return [span[0] for span in spans if span[2].weight >= category.threshold]
-
-
-def _lead_position(category: Category, spans: list[Span]) -> int:
-    """Where the text names the category: its first decisive hit (a term weighing at least
-    the threshold, such as a type name), else its first hit of any weight. A weak 兼职 near
-    the top must not make "三防虚假招聘" look like the type a round-up leads with."""
-    decisive = _decisive_starts(category, spans)
-    return min(decisive) if decisive else _first_start(spans)
+def _first_decisive_start(category: Category, spans: list[Span]) -> int | None:
+    """Start of the first hit whose term weighs at least the category's threshold (a term
+    that names the type), or None."""
+    threshold = category.threshold
+    return min((span[0] for span in spans if span[2].weight >= threshold), default=None)
 
 
 def _evidence(spans: list[Span], distinct: bool, origin: Sequence[int]

@@ -19,6 +19,7 @@ import numpy as np
 
 from crawler.records import Evidence, Tags
 from crawler.tagbatchplan import BatchPlan, run_heads
+from crawler.tagscore import Candidate, rank_labels
 from crawler.taxonomy import Scoring
 
 if TYPE_CHECKING:
@@ -32,11 +33,6 @@ _NEW_EVIDENCE = object.__new__
 _SET_TERM = Evidence.term.__set__           # type: ignore[attr-defined]
 _SET_START = Evidence.start.__set__         # type: ignore[attr-defined]
 _SET_END = Evidence.end.__set__             # type: ignore[attr-defined]
-
-# A scored category of one text: (category index, score, first span position, first
-# decisive keyword position or NONE).
-_Item = tuple[int, float, int, int]
-
 
 @dataclass(frozen=True, slots=True)
 class Cells:
@@ -74,39 +70,20 @@ def build_tags(plan: BatchPlan, layout: Layout, cells: Cells, keywords: Spans, f
     return tags
 
 
-def _items_per_text(cells: Cells) -> list[list[_Item]]:
-    """The scored cells of each text as Python items, in category order."""
+def _items_per_text(cells: Cells) -> list[list[Candidate]]:
+    """The scored cells of each text as rank_labels' candidates, in category order."""
     docs, cats = np.nonzero(cells.scored)
+    decisive = [None if position == NONE else position
+                for position in cells.decisive[docs, cats].tolist()]
     items = list(zip(cats.tolist(), cells.score[docs, cats].tolist(),
-                     cells.first[docs, cats].tolist(), cells.decisive[docs, cats].tolist(),
-                     strict=True))
+                     cells.first[docs, cats].tolist(), decisive, strict=True))
     bounds = np.cumsum(np.count_nonzero(cells.scored, axis=1)).tolist()
     return [items[lo:hi] for lo, hi in zip([0, *bounds], bounds, strict=False)]
 
 
-def _ranked(items: list[_Item], thresholds: list[float], scoring: Scoring) -> list[int]:
+def _ranked(items: list[Candidate], thresholds: list[float], scoring: Scoring) -> list[int]:
     """The passing categories of one text, primary first then by score (tag._to_tags)."""
-    passing = [item for item in items if item[1] >= thresholds[item[0]]]
-    if len(passing) > 1:
-        passing.sort(key=_rank)
-        least = scoring.secondary_ratio * passing[0][1]
-        passing = [item for item in passing if item[1] >= least or item[3] != NONE]
-    if len(passing) > 1:
-        floor = scoring.primary_margin * passing[0][1]
-        if passing[1][1] >= floor:
-            contenders = sum(1 for item in passing if item[1] >= floor)
-            primary = min(range(contenders), key=lambda i: _lead_position(passing[i]))
-            if primary:
-                passing.insert(0, passing.pop(primary))
-    return [item[0] for item in passing]
-
-
-def _rank(item: _Item) -> tuple[float, int]:
-    return -item[1], item[2]
-
-
-def _lead_position(item: _Item) -> int:
-    return item[3] if item[3] != NONE else item[2]
+    return rank_labels([item for item in items if item[1] >= thresholds[item[0]]], scoring)
 
 
 # -- evidence ----------------------------------------------------------------------------------

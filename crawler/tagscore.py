@@ -74,6 +74,50 @@ def route(plan: RoutePlan, hits: Sequence[tuple[int, int, int]]) -> Routed:
     return slots, sorted(candidates.items())
 
 
+# -- labels ------------------------------------------------------------------------------------
+
+# A category over its threshold, as the label rules see it: (its index, damped score, start
+# of its first span, start of its first decisive hit or None). A decisive hit is one of a
+# term weighing at least the category's threshold: a term that names the type.
+Candidate = tuple[int, float, int, "int | None"]
+
+
+def rank_labels(candidates: list[Candidate], scoring: Scoring) -> list[int]:
+    """The indexes of the labels among `candidates` (given in category order), primary
+    first, then by score. Both tag() and tag_many() decide by this rule.
+
+    - Best score first; equal scores: the category whose evidence starts first.
+    - A long notice on one scam brushes others with their common words (a 保证金 in a job
+      scam, a 派出所 in a romance scam): a secondary label needs secondary_ratio of the best
+      score, or a decisive hit (a type named, as a round-up list does).
+    - Near-ties for primary (within primary_margin of the best) go to the type the text
+      names first: its first decisive hit, else its first hit of any weight. A weak 兼职
+      near the top must not make "三防虚假招聘" look like the type a round-up leads with.
+    """
+    if len(candidates) < 2:
+        return [candidate[0] for candidate in candidates]
+    passing = sorted(candidates, key=_by_score_then_start)
+    least = scoring.secondary_ratio * passing[0][1]
+    passing = [item for item in passing if item[1] >= least or item[3] is not None]
+    if len(passing) > 1:
+        # Sorted by score, the contenders are a prefix; min() keeps the first of equals.
+        floor = scoring.primary_margin * passing[0][1]
+        if passing[1][1] >= floor:
+            contenders = sum(1 for item in passing if item[1] >= floor)
+            primary = min(range(contenders), key=lambda i: _lead_position(passing[i]))
+            if primary:
+                passing.insert(0, passing.pop(primary))
+    return [item[0] for item in passing]
+
+
+def _by_score_then_start(item: Candidate) -> tuple[float, int]:
+    return -item[1], item[2]
+
+
+def _lead_position(item: Candidate) -> int:
+    return item[3] if item[3] is not None else item[2]
+
+
 # -- one category ------------------------------------------------------------------------------
 
 def score_categories(plan: RoutePlan, routed: Routed, title_end: int, body_length: int,
