@@ -82,9 +82,10 @@ def plan_batch(plan: RoutePlan) -> BatchPlan:
     texts = tuple(role.term.text for _, role in roles)
     ranks = {text: rank for rank, text in enumerate(sorted(set(texts)))}
     counts = np.array([len(routes) for routes in plan.routes], np.int64)
+    keys = [routes[0][1].term.key for routes in plan.routes]     # key i is routes[i]'s
     return BatchPlan(
-        categories=plan.categories, thresholds=thresholds, find=_finder(plan),
-        separator=_separator(plan),
+        categories=plan.categories, thresholds=thresholds, find=_finder(keys),
+        separator=_separator(keys),
         key_first_route=np.cumsum(counts) - counts, key_route_count=counts,
         route_slot=slots.astype(np.uint16) if plan.slot_count < 2 ** 16 else slots,
         route_length=np.array([role.length for _, role in roles], np.int64),
@@ -123,7 +124,7 @@ def _combo_slots(plan: RoutePlan, count: int) -> np.ndarray:
     return table
 
 
-def _finder(plan: RoutePlan) -> Callable[[str], Sequence[tuple[int, int, int]]]:
+def _finder(keys: list[str]) -> Callable[[str], Sequence[tuple[int, int, int]]]:
     """An overlapping finder over the plan's keys, in key order (the tagger's automaton
     numbers keys the same way), as a contiguous NFA rather than the tagger's DFA.
 
@@ -132,17 +133,15 @@ def _finder(plan: RoutePlan) -> Callable[[str], Sequence[tuple[int, int, int]]]:
     dense notice against the DFA's 180: the DFA wins only in a tight loop where its larger
     tables stay in cache (benchmarks/bench_tag.py). It builds in ~3 ms.
     """
-    keys = [routes[0][1].term.key for routes in plan.routes]
     automaton = ahocorasick_rs.AhoCorasick(
         keys, matchkind=ahocorasick_rs.MatchKind.Standard,
         implementation=ahocorasick_rs.Implementation.ContiguousNFA)
     return functools.partial(automaton.find_matches_as_indexes, overlapping=True)
 
 
-def _separator(plan: RoutePlan) -> str | None:
+def _separator(keys: list[str]) -> str | None:
     """A character no key contains; None if keys hold every candidate (then tag_many tags
     text by text)."""
-    keys = [routes[0][1].term.key for routes in plan.routes]
     return next((char for char in _SEPARATORS if not any(char in key for key in keys)), None)
 
 
