@@ -58,10 +58,7 @@ def nfkc(text: str) -> str:
     already normalised (no composition or reordering across characters: true of CJK text),
     it IS the NFKC. Otherwise, the slow path decides.
     """
-    folded, growing, _ = _fold_one_for_one(text, _BMP_SCAN_RANGES, True)
-    if _has_astral(folded):
-        folded, more, _ = _fold_one_for_one(folded, _ASTRAL_SCAN_RANGES, True)
-        growing |= more
+    folded, growing, _ = _fold_scanned(text, True)    # True: no stops for capitals
     for char in growing:
         folded = folded.replace(char, _nfkc_char(char))
     if unicodedata.is_normalized("NFKC", folded):
@@ -108,13 +105,20 @@ def _nfkc_with_origin(text: str) -> tuple[str, Sequence[int], bool]:
     """Per-character NFKC with an origin map; identity origin when no length changes. Also
     says whether the result holds an ASCII capital: the scan that finds the characters NFKC
     changes finds A-Z too, so lower-casing needs no scan of its own."""
-    text, growing, has_upper = _fold_one_for_one(text, _BMP_SCAN_RANGES, False)
-    if _has_astral(text):
-        text, more, has_upper = _fold_one_for_one(text, _ASTRAL_SCAN_RANGES, has_upper)
-        growing |= more
+    text, growing, has_upper = _fold_scanned(text, False)
     if not growing:
         return text, range(len(text)), has_upper
     return (*_expand_with_origin(text, growing), has_upper)
+
+
+def _fold_scanned(text: str, has_upper: bool) -> tuple[str, set[str], bool]:
+    """_fold_one_for_one over the BMP, then over the astral blocks when the text has any
+    astral character."""
+    text, growing, has_upper = _fold_one_for_one(text, _BMP_SCAN_RANGES, has_upper)
+    if _has_astral(text):
+        text, more, has_upper = _fold_one_for_one(text, _ASTRAL_SCAN_RANGES, has_upper)
+        growing |= more
+    return text, growing, has_upper
 
 
 def _fold_one_for_one(text: str, ranges: tuple[tuple[int, int], ...], has_upper: bool
