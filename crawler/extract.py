@@ -104,7 +104,7 @@ CONTENT_CONTAINER_XPATHS = (
     "//*[contains(concat(' ', normalize-space(@class), ' '), ' article ')]",
     "//article",
 )
-# The same containers as sets, for _content_and_ancestors' one-scan test.
+# The same containers as sets, for _content_containers' one-scan test.
 CONTAINER_CLASS_TOKENS = frozenset(
     {"TRS_Editor", "wp_articlecontent", "v_news_content", "article-content", "article"})
 CONTAINER_IDS = frozenset({"zoom", "Zoom", "UCAP-CONTENT", "vsb_content"})
@@ -162,9 +162,10 @@ def extract_article(page: Page, tree: lxml.html.HtmlElement | None = None) -> Ar
     drop_non_content(tree)
     title = extract_title(tree)
     published = extract_date(tree, page.url)
-    _prune_boilerplate(tree)
+    containers = _content_containers(tree)
+    _prune_boilerplate(tree, containers)
     _flatten_layout_tables(tree)
-    _point_trafilatura_at_the_container(tree)
+    _point_trafilatura_at_the_container(containers)
     text = _clean_body(_extract_body(tree, page.url), title)
     if len(text) < MIN_BODY_CHARS:
         logger.debug("no article body: %s", page.url)
@@ -192,7 +193,7 @@ def is_article_page(page: Page) -> bool:
     if extract_date(tree, page.url) is None:
         return False
     title_links = _title_link_count(tree)  # before pruning, which drops link lists
-    _prune_boilerplate(tree)
+    _prune_boilerplate(tree, _content_containers(tree))
     text_chars, link_chars, _ = _link_stats(_main_block(tree))
     if not text_chars or link_chars / text_chars > ARTICLE_MAX_LINK_DENSITY:
         return False
@@ -204,12 +205,16 @@ def is_article_page(page: Page) -> bool:
     return text_chars >= min_chars
 
 
-def _prune_boilerplate(tree: lxml.html.HtmlElement) -> None:
+def _prune_boilerplate(tree: lxml.html.HtmlElement,
+                       containers: list[etree._Element]) -> None:
     """Remove furniture nodes: by class/id, link blocks, and the block around each marker.
 
-    The CMS content container and its ancestors are never removed, whatever their names.
+    The CMS content `containers` (see _content_containers) and their ancestors are never
+    removed, whatever their names.
     """
-    keep = _content_and_ancestors(tree)
+    keep = set(containers)
+    for container in containers:
+        keep.update(container.iterancestors())
     for element in _FURNITURE_CANDIDATES(tree):
         if element.tag not in BOILERPLATE_TAGS and not BOILERPLATE_ATTR_RE.search(
                 f" {element.get('class') or ''} {element.get('id') or ''} "):
@@ -230,24 +235,21 @@ def _prune_boilerplate(tree: lxml.html.HtmlElement) -> None:
                 remove_node(block)
 
 
-def _point_trafilatura_at_the_container(tree: lxml.html.HtmlElement) -> None:
-    """Mark the CMS content container (TRS_Editor, v_news_content, #zoom ...) as the page's
-    articleBody, which trafilatura's first body XPath selects. It knows none of these
+def _point_trafilatura_at_the_container(containers: list[etree._Element]) -> None:
+    """Mark the first CMS content container (TRS_Editor, v_news_content, #zoom ...) as the
+    page's articleBody, which trafilatura's first body XPath selects. It knows none of these
     Chinese CMS names, so without the mark it finds no body and gathers "wild" paragraphs
     from the whole tree instead, half of its time on a notice."""
-    for element in _CONTAINER_CANDIDATES(tree):
-        if _is_content_container(element) and element.get("itemprop") is None:
+    for element in containers:
+        if element.get("itemprop") is None:
             element.set("itemprop", "articleBody")
             return
 
 
-def _content_and_ancestors(tree: lxml.html.HtmlElement) -> set[etree._Element]:
-    keep: set[etree._Element] = set()
-    for element in _CONTAINER_CANDIDATES(tree):
-        if _is_content_container(element):
-            keep.add(element)
-            keep.update(element.iterancestors())
-    return keep
+def _content_containers(tree: lxml.html.HtmlElement) -> list[etree._Element]:
+    """The CMS content containers, in document order. Pruning keeps them and their
+    ancestors, so the list stays valid for the steps after it."""
+    return [element for element in _CONTAINER_CANDIDATES(tree) if _is_content_container(element)]
 
 
 def _is_content_container(element: etree._Element) -> bool:
