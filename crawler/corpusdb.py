@@ -103,11 +103,11 @@ class CorpusDatabase:
                               "`fraudkb demo` first")
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            # timeout= is SQLite's busy timeout (PRAGMA busy_timeout reads 30000 after it).
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.row_factory = sqlite3.Row
             _enable_wal(self._db, BUSY_TIMEOUT)
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             if create:
                 self._db.executescript(_SCHEMA)
                 self._check_version()
