@@ -4,7 +4,9 @@ Shape: an asyncio scheduler hands URLs to fetch tasks, at most one request in fl
 and one every `delay` seconds (or robots Crawl-delay, whichever is longer) per host, many hosts
 at once. Each task fetches, frees its host for the next request, and then runs the CPU stage
 (`process_page`) in an executor (worker processes get pages in batches once pages queue up
-for them: crawler.batching). The scheduler alone touches the store: its ResultWriter
+for them: crawler.batching). `concurrency` bounds the requests in flight; pages waiting for
+the CPU stage have a bound of their own (the backlog), so fetching runs ahead of the
+workers instead of waiting on them. The scheduler alone touches the store: its ResultWriter
 (crawler.crawlwrite) writes results in batched transactions together with their frontier
 state, so a kill loses at most the last batch, which is simply fetched again on resume.
 The frontier lives in SQLite: memory does not grow with the number of URLs seen.
@@ -35,7 +37,7 @@ from crawler.fetch import Fetcher
 from crawler.frontier import FrontierEntry
 from crawler.netguard import NetGuard
 from crawler.process import process_page
-from crawler.records import CrawlStats, FetchOutcome, FetchResult
+from crawler.records import CrawlStats, FetchOutcome, FetchResult, ProcessedPage
 from crawler.robots import RobotsCache
 from crawler.store import CorpusStore, KnownPage
 from crawler.tag import Tagger
@@ -47,6 +49,12 @@ logger = logging.getLogger(__name__)
 FLUSH_EVERY_RESULTS = 50        # results per write transaction ...
 FLUSH_EVERY_SECONDS = 1.0       # ... or at least this often
 LEASE_BATCH = 64                # URLs taken from the frontier per source at a time
+# Fetched pages waiting for, or in, the CPU stage, per worker. Fetching goes on while they
+# wait, so the workers always find a full batch: counting them against `concurrency` (as
+# before) stalled fetching whenever the workers fell behind, and the workers then sat idle
+# for ~15 % of a crawl, then got pages one or two at a time.
+BACKLOG_PAGES_PER_WORKER = 48
+BACKLOG_MAX_BYTES = 64 * 1024 * 1024   # and never more body bytes than this, however large
 ProgressCallback = Callable[[CrawlStats], None]
 
 
@@ -98,6 +106,10 @@ class _Crawl:
         self.exhausted: set[str] = set()
         self.hosts: dict[str, _HostSlot] = {}
         self.pending_writes: list[Outcome] = []
+        self.fetching = 0                   # requests in flight: at most config.concurrency
+        self.backlog_pages = 0              # fetched pages waiting for or in the CPU stage
+        self.backlog_bytes = 0
+        self.max_backlog_pages = BACKLOG_PAGES_PER_WORKER * max(1, config.workers)
         self.writer = ResultWriter(store, self.sources, config.max_pagination, self.counts,
                                    on_new_links=self.exhausted.discard)
         self.last_flush = time.monotonic()
@@ -230,7 +242,7 @@ class _Crawl:
                 robots: RobotsCache) -> None:
         now = time.monotonic()
         for key, slot in self.hosts.items():
-            if len(tasks) >= self.config.concurrency:
+            if not self._may_fetch():
                 return
             while slot.queue and not slot.busy and slot.next_time <= now:
                 entry = slot.queue.popleft()
@@ -241,7 +253,15 @@ class _Crawl:
                     continue
                 self.done_per_source[entry.source] += 1
                 slot.busy = True
+                self.fetching += 1
                 tasks.add(asyncio.create_task(self._fetch(entry, key, fetcher, robots)))
+
+    def _may_fetch(self) -> bool:
+        """Whether another request may start: fewer than `concurrency` in flight, and room
+        for its page in the backlog (which counts the requests in flight too)."""
+        return (self.fetching < self.config.concurrency
+                and self.fetching + self.backlog_pages < self.max_backlog_pages
+                and self.backlog_bytes < BACKLOG_MAX_BYTES)
 
     def _drop(self, entry: FrontierEntry) -> None:
         with self.store.transaction():
@@ -281,14 +301,7 @@ class _Crawl:
             self._free(slot)
             if result.outcome is not FetchOutcome.OK or self._is_unchanged(known, result):
                 return Outcome(entry, known, result)
-            if self.batches is not None:
-                processed = await self.batches.run(result, source,
-                                                   self.config.min_article_chars)
-            else:
-                processed = await asyncio.get_running_loop().run_in_executor(
-                    None, process_page, result, source, self.tagger,
-                    self.config.min_article_chars)
-            return Outcome(entry, known, result, processed)
+            return Outcome(entry, known, result, await self._process(result, source))
         except (asyncio.CancelledError, concurrent.futures.BrokenExecutor):
             raise  # a dead worker pool fails every URL: end the crawl, don't count them
         except Exception as exc:  # the per-URL error boundary
@@ -301,9 +314,26 @@ class _Crawl:
             if holds_slot:
                 self._free(slot)
 
+    async def _process(self, result: FetchResult, source: SourceConfig) -> ProcessedPage:
+        """The CPU stage for one fetched page, counted in the backlog while it waits."""
+        size = len(result.body)
+        self.backlog_pages += 1
+        self.backlog_bytes += size
+        try:
+            if self.batches is not None:
+                return await self.batches.run(result, source, self.config.min_article_chars)
+            return await asyncio.get_running_loop().run_in_executor(
+                None, process_page, result, source, self.tagger,
+                self.config.min_article_chars)
+        finally:
+            self.backlog_pages -= 1
+            self.backlog_bytes -= size
+            self.slot_freed.set()   # room in the backlog: the loop may start a request
+
     def _free(self, slot: _HostSlot) -> None:
         if slot.busy:
             slot.busy = False
+            self.fetching -= 1
             self.slot_freed.set()
 
     @staticmethod

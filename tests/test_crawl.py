@@ -11,10 +11,12 @@ import pickle
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import crawler.pipeline
 from crawler.batching import BatchingPool, run_batch
 from crawler.config import CrawlConfig, FetchConfig, SourceConfig
 from crawler.demo import DEMO_SITE, demo_sources, serve_directory
@@ -26,7 +28,7 @@ from crawler.store import CorpusStore
 from crawler.tag import build_matcher
 from crawler.taxonomy import default_categories_path, load_taxonomy
 from crawler.workers import _init_worker, process_batch_in_worker
-from servers import ScriptedServer, page, slow_headers
+from servers import Route, ScriptedServer, page, slow_headers
 
 FAST_FETCH = FetchConfig(connect_timeout=2, read_timeout=2, total_timeout=5, max_retries=0,
                          backoff_base=0.01)
@@ -317,6 +319,91 @@ def test_one_request_in_flight_per_host(tmp_path, tagger):
                               max_retries=0, backoff_base=0.01, obey_robots=False))
     assert stats.fetched == 9 and stats.failed == 0
     assert peak[0] == 1
+
+
+def _slow_cpu_stage(monkeypatch, wait: Callable[[], object]) -> list[int]:
+    """Make each article's CPU stage call `wait` first; returns a list whose [0] counts
+    the articles in the CPU stage right now (routes read it)."""
+    inside = [0]
+    lock = threading.Lock()
+    real = crawler.pipeline.process_page
+
+    def slowed(result, *args):
+        if "/a" not in result.url:
+            return real(result, *args)
+        with lock:
+            inside[0] += 1
+        try:
+            wait()
+            return real(result, *args)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(crawler.pipeline, "process_page", slowed)
+    return inside
+
+
+def _articles(count: int, route: Callable[[bytes], Route]) -> dict[str, Route]:
+    hrefs = [f"/a{n}.html" for n in range(1, count + 1)]
+    return {"/list.htm": page(list_html(*hrefs)),
+            **{h: route(article_html(f"刷单诈骗{h}", f"{NOTICE}\n案例编号{h}")) for h in hrefs}}
+
+
+def test_fetching_goes_on_while_pages_wait_for_the_cpu_stage(tmp_path, tagger, monkeypatch):
+    # Regression: a page waiting for the CPU stage held one of the `concurrency` request
+    # slots, so fetching stopped whenever the workers fell behind. With one slot, the
+    # server now serves four more articles while the first one's processing still waits.
+    release = threading.Event()
+    _slow_cpu_stage(monkeypatch, functools.partial(release.wait, 10))
+    served = [0]
+
+    def counted(body: bytes) -> Route:
+        def route(handler) -> None:
+            served[0] += 1
+            if served[0] >= 5:
+                release.set()
+            page(body)(handler)
+        return route
+
+    started = time.monotonic()
+    with ScriptedServer(_articles(8, counted)) as server:
+        stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")],
+                                 concurrency=1)
+    assert release.is_set() and time.monotonic() - started < 10
+    assert stats.fetched == 9 and len(articles) == 8
+
+
+def test_pages_in_flight_and_waiting_for_the_cpu_stage_are_bounded(tmp_path, tagger,
+                                                                   monkeypatch):
+    # One slow worker (pages processed one at a time) and a backlog of 3: a request only
+    # starts while fewer than 3 pages are fetched but not yet processed.
+    monkeypatch.setattr(crawler.pipeline, "BACKLOG_PAGES_PER_WORKER", 3)
+    one_at_a_time = threading.Lock()
+
+    def slow_worker() -> None:
+        with one_at_a_time:
+            time.sleep(0.05)
+
+    inside = _slow_cpu_stage(monkeypatch, slow_worker)
+    lock, active, held = threading.Lock(), [0], []
+
+    def observed(body: bytes) -> Route:
+        def route(handler) -> None:
+            with lock:
+                active[0] += 1
+                held.append(inside[0] + active[0])
+            time.sleep(0.01)
+            with lock:
+                active[0] -= 1
+            page(body)(handler)
+        return route
+
+    with ScriptedServer(_articles(12, observed)) as server:
+        stats, articles, _ = run(tmp_path, tagger, [source(server.url(""), "/list.htm")],
+                                 concurrency=4)
+    assert stats.fetched == 13 and len(articles) == 12
+    assert max(held) == 3
 
 
 def test_records_crossing_the_worker_boundary_pickle_to_equal_records(tagger):
