@@ -104,23 +104,19 @@ CONTENT_CONTAINER_XPATHS = (
     "//*[contains(concat(' ', normalize-space(@class), ' '), ' article ')]",
     "//article",
 )
-# The same containers as sets, for _content_containers' one-scan test.
+# The same containers as sets, for _is_content_container.
 CONTAINER_CLASS_TOKENS = frozenset(
     {"TRS_Editor", "wp_articlecontent", "v_news_content", "article-content", "article"})
 CONTAINER_IDS = frozenset({"zoom", "Zoom", "UCAP-CONTENT", "vsb_content"})
 _XML_SPACE_RE = re.compile(r"[ \t\r\n]+")   # what XPath's normalize-space() splits on
 # XPaths are compiled once: pruning runs on every article page of a crawl.
-# Every element that has a class or id, or is a furniture tag, in document order. The
-# class/id regex then runs in Python: an EXSLT re:test would call back into Python anyway.
-_FURNITURE_CANDIDATES = etree.XPath(
-    "//*[@class or @id] | " + " | ".join(f"//{tag}" for tag in BOILERPLATE_TAGS))
-# One scan with cheap substring tests finds a superset of the content containers (the
-# seven CONTENT_CONTAINER_XPATHS would scan the page seven times); _is_content_container
-# then applies their exact token tests.
-_CONTAINER_CANDIDATES = etree.XPath(
-    "//*[" + " or ".join(f"@id='{name}'" for name in sorted(CONTAINER_IDS))
-    + " or contains(@class, 'TRS_Editor') or contains(@class, 'article')"
-    " or contains(@class, 'v_news_content')] | //article")
+# Every element that has a class or id, is a furniture tag or an <article>, in document
+# order: the one scan that both the content-container test and the furniture test read
+# (the class/id tests then run in Python; an EXSLT re:test would call back into Python
+# anyway, and the containers' seven XPaths would scan the page seven times).
+# A union of name tests: half the time of one scan with self:: tests in its predicate.
+_NAMED_ELEMENTS = etree.XPath(
+    " | ".join(["//*[@class or @id]", *(f"//{tag}" for tag in (*BOILERPLATE_TAGS, "article"))]))
 _CONTENT_CONTAINERS = tuple(etree.XPath(xpath) for xpath in CONTENT_CONTAINER_XPATHS)
 _LAYOUT_CELLS = etree.XPath("./tr/td | ./tbody/tr/td | ./tr/th | ./tbody/tr/th")
 _LAYOUT_ROWS = etree.XPath("./tbody | ./tr | ./tbody/tr")
@@ -162,8 +158,9 @@ def extract_article(page: Page, tree: lxml.html.HtmlElement | None = None) -> Ar
     drop_non_content(tree)
     title = extract_title(tree)
     published = extract_date(tree, page.url)
-    containers = _content_containers(tree)
-    _prune_boilerplate(tree, containers)
+    named = _NAMED_ELEMENTS(tree)
+    containers = _content_containers(named)
+    _prune_boilerplate(tree, named, containers)
     _flatten_layout_tables(tree)
     _point_trafilatura_at_the_container(containers)
     text = _clean_body(_extract_body(tree, page.url), title)
@@ -193,7 +190,8 @@ def is_article_page(page: Page) -> bool:
     if extract_date(tree, page.url) is None:
         return False
     title_links = _title_link_count(tree)  # before pruning, which drops link lists
-    _prune_boilerplate(tree, _content_containers(tree))
+    named = _NAMED_ELEMENTS(tree)
+    _prune_boilerplate(tree, named, _content_containers(named))
     text_chars, link_chars, _ = _link_stats(_main_block(tree))
     if not text_chars or link_chars / text_chars > ARTICLE_MAX_LINK_DENSITY:
         return False
@@ -205,17 +203,17 @@ def is_article_page(page: Page) -> bool:
     return text_chars >= min_chars
 
 
-def _prune_boilerplate(tree: lxml.html.HtmlElement,
+def _prune_boilerplate(tree: lxml.html.HtmlElement, named: list[etree._Element],
                        containers: list[etree._Element]) -> None:
     """Remove furniture nodes: by class/id, link blocks, and the block around each marker.
 
-    The CMS content `containers` (see _content_containers) and their ancestors are never
-    removed, whatever their names.
+    `named` is _NAMED_ELEMENTS(tree). The CMS content `containers` (see
+    _content_containers) and their ancestors are never removed, whatever their names.
     """
     keep = set(containers)
     for container in containers:
         keep.update(container.iterancestors())
-    for element in _FURNITURE_CANDIDATES(tree):
+    for element in named:
         if element.tag not in BOILERPLATE_TAGS and not BOILERPLATE_ATTR_RE.search(
                 f" {element.get('class') or ''} {element.get('id') or ''} "):
             continue
@@ -246,10 +244,10 @@ def _point_trafilatura_at_the_container(containers: list[etree._Element]) -> Non
             return
 
 
-def _content_containers(tree: lxml.html.HtmlElement) -> list[etree._Element]:
-    """The CMS content containers, in document order. Pruning keeps them and their
-    ancestors, so the list stays valid for the steps after it."""
-    return [element for element in _CONTAINER_CANDIDATES(tree) if _is_content_container(element)]
+def _content_containers(named: list[etree._Element]) -> list[etree._Element]:
+    """The CMS content containers among `named` (_NAMED_ELEMENTS of a tree), in document
+    order. Pruning keeps them and their ancestors, so the list stays valid after it."""
+    return [element for element in named if _is_content_container(element)]
 
 
 def _is_content_container(element: etree._Element) -> bool:
