@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import gc
 import multiprocessing
 from collections.abc import Sequence
 
@@ -25,6 +26,9 @@ _WORKER_TAGGER: dict[str, Tagger] = {}
 
 def _init_worker(taxonomy: Taxonomy) -> None:
     _WORKER_TAGGER["tagger"] = build_matcher(taxonomy)
+    # The tagger's ~50k objects live as long as the worker: moved out of the collector's
+    # generations, full collections stop walking them (~70 µs a page, 2 % of a worker).
+    gc.freeze()
 
 
 def process_batch_in_worker(batch: Sequence[tuple[FetchResult, SourceConfig, int]]
