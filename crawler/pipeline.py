@@ -115,7 +115,10 @@ class _Crawl:
         self.last_flush = time.monotonic()
         self.started = time.monotonic()
         self.stop = asyncio.Event()
-        self.slot_freed = asyncio.Event()   # a host may take its next request
+        # Set when the loop has something to do: a host freed, room in the backlog, a task
+        # finished (it is then in `finished`), or a stop requested.
+        self.wakeup = asyncio.Event()
+        self.finished: list[asyncio.Task[Outcome]] = []
         self.resumed = False
 
     def _page_budget(self, source: SourceConfig) -> int:
@@ -172,6 +175,7 @@ class _Crawl:
     def _request_stop(self) -> None:
         logger.warning("interrupted: finishing the current batch (Ctrl-C again to abort)")
         self.stop.set()
+        self.wakeup.set()
         # A second Ctrl-C falls through to Python's default handler (KeyboardInterrupt).
         asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
 
@@ -186,15 +190,16 @@ class _Crawl:
                     continue
                 if not tasks and not self._has_queued():
                     break
-                timeout = self._seconds_until_next_slot()
-                stopper = asyncio.ensure_future(self.stop.wait())
-                waker = asyncio.ensure_future(self.slot_freed.wait())
-                done, _ = await asyncio.wait({*tasks, stopper, waker}, timeout=timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                waker.cancel()
-                self.slot_freed.clear()
-                for task in done - {stopper, waker}:
+                if not self.wakeup.is_set():
+                    # One event, not asyncio.wait() over every task: that would hook and
+                    # unhook a callback on each of the ~100 pages in flight or in the
+                    # backlog at every turn of this loop.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._seconds_until_next_slot()):
+                            await self.wakeup.wait()
+                self.wakeup.clear()
+                finished, self.finished = self.finished, []
+                for task in finished:
                     tasks.discard(task)
                     self._handle(task.result())
                 if self.pending_writes and (
@@ -254,7 +259,14 @@ class _Crawl:
                 self.done_per_source[entry.source] += 1
                 slot.busy = True
                 self.fetching += 1
-                tasks.add(asyncio.create_task(self._fetch(entry, key, fetcher, robots)))
+                task = asyncio.create_task(self._fetch(entry, key, fetcher, robots))
+                task.add_done_callback(self._task_done)
+                tasks.add(task)
+
+    def _task_done(self, task: asyncio.Task[Outcome]) -> None:
+        if not task.cancelled():    # cancelled: the loop is stopping and gathers them
+            self.finished.append(task)
+            self.wakeup.set()
 
     def _may_fetch(self) -> bool:
         """Whether another request may start: fewer than `concurrency` in flight, and room
@@ -328,13 +340,13 @@ class _Crawl:
         finally:
             self.backlog_pages -= 1
             self.backlog_bytes -= size
-            self.slot_freed.set()   # room in the backlog: the loop may start a request
+            self.wakeup.set()   # room in the backlog: the loop may start a request
 
     def _free(self, slot: _HostSlot) -> None:
         if slot.busy:
             slot.busy = False
             self.fetching -= 1
-            self.slot_freed.set()
+            self.wakeup.set()
 
     @staticmethod
     def _is_unchanged(known: KnownPage | None, result: FetchResult) -> bool:
