@@ -7,6 +7,7 @@
 | re-crawl of the unchanged site, s | the first crawl                                          |
 | polite crawl pages/s (H hosts, d) | the politeness ceiling H/d                               |
 | peak RSS of the crawl process     | -                                                        |
+| client CPU per GET                | the same httpx client on httpcore's anyio network layer  |
 
 The site (benchmarks/sitegen.py) is served from another process, on one port per host.
 Run: python -m benchmarks.bench_crawl [--pages 5000] [--hosts 4] [--workers 2]
@@ -15,6 +16,7 @@ Run: python -m benchmarks.bench_crawl [--pages 5000] [--hosts 4] [--workers 2]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import json
 import multiprocessing
@@ -159,6 +161,7 @@ def run(pages: int, hosts: int, workers: int, repeat: int) -> dict:
                 again = crawl_once(bases, Path(tmp), workers)
             firsts.append(first)
             seconds_again.append(again.seconds)
+        http = http_client(site, bases)
     first = sorted(firsts, key=lambda r: r.seconds)[len(firsts) // 2]
     return {
         "site": {"pages": sum(len(p) - 1 for p in site.pages), "articles": site.article_count,
@@ -170,7 +173,50 @@ def run(pages: int, hosts: int, workers: int, repeat: int) -> dict:
         "first_crawl": asdict(first),
         "recrawl_seconds": round(statistics.median(seconds_again), 2),
         "recrawl_vs_first": round(statistics.median(seconds_again) / first.seconds, 2),
+        "http": http,
     }
+
+
+def http_client(site: Site, bases: list[str], per_host: int = 300, repeat: int = 3) -> dict:
+    """Client CPU per GET of the crawl's httpx client on crawler.aionet, against the same
+    client on httpcore's own anyio network layer (4 requests in flight, keep-alive)."""
+    urls = [base + path for base, pages in zip(bases, site.pages, strict=True)
+            for path in [p for p in pages if p.endswith(".html")][:per_host]]
+    ours, anyio_backend = [], []
+    for _ in range(repeat):
+        ours.append(asyncio.run(_client_cpu_per_get(urls, anyio=False)))
+        anyio_backend.append(asyncio.run(_client_cpu_per_get(urls, anyio=True)))
+    return {"requests": len(urls),
+            "aionet_us_per_get": round(statistics.median(ours)),
+            "anyio_us_per_get": round(statistics.median(anyio_backend)),
+            "aionet_vs_anyio": round(statistics.median(ours) / statistics.median(anyio_backend),
+                                     2)}
+
+
+async def _client_cpu_per_get(urls: list[str], anyio: bool) -> float:
+    import httpcore
+
+    from crawler.config import FetchConfig
+    from crawler.httpbody import BodyPolicy
+    from crawler.httpclient import exchange, make_client
+
+    client = make_client(FetchConfig(), guard=None)
+    if anyio:
+        client._transport._pool._network_backend = httpcore.AnyIOBackend()
+    policy = BodyPolicy(max_bytes=FetchConfig().max_body_bytes, is_page=True)
+    in_flight = asyncio.Semaphore(4)
+
+    async def get(url: str) -> int:
+        async with in_flight:
+            return len((await exchange(client, url, {}, policy)).body)
+
+    async with client:
+        started = time.process_time()
+        sizes = await asyncio.gather(*(get(url) for url in urls))
+        cpu = time.process_time() - started
+    if not all(sizes):
+        raise RuntimeError("an empty body: the benchmark site did not answer")
+    return cpu / len(urls) * 1e6
 
 
 def politeness(hosts: int = 8, delay: float = 0.2, per_host: int = 30) -> dict:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from crawler.aionet import AsyncioBackend
 from crawler.config import FetchConfig
 from crawler.errors import FetchError
 from crawler.httpbody import (
@@ -143,15 +144,16 @@ async def _read_content(response: httpx.Response, policy: BodyPolicy, base: Repl
 
 
 def _transport(limits: httpx.Limits, guard: NetGuard | None) -> httpx.AsyncHTTPTransport:
-    """httpx's transport; with a guard, its connections open through GuardedBackend, so the
-    address connected to is one the guard checked (see crawler.netguard)."""
+    """httpx's transport on our asyncio network layer (crawler.aionet); with a guard, its
+    connections open through GuardedBackend, so the address connected to is one the guard
+    checked (see crawler.netguard)."""
     transport = httpx.AsyncHTTPTransport(limits=limits)
-    if guard is not None:
-        pool = transport._pool      # httpx offers no public hook for httpcore's backend
-        if not hasattr(pool, "_network_backend"):
-            raise RuntimeError("this httpcore has no _network_backend: the network guard "
-                               "cannot check connections; pin httpcore 1.x")
-        pool._network_backend = GuardedBackend(guard)
+    pool = transport._pool      # httpx offers no public hook for httpcore's backend
+    if not hasattr(pool, "_network_backend"):
+        raise RuntimeError("this httpcore has no _network_backend: the network guard "
+                           "cannot check connections; pin httpcore 1.x")
+    backend = AsyncioBackend()
+    pool._network_backend = GuardedBackend(guard, backend) if guard is not None else backend
     return transport
 
 

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 
+from crawler.aionet import AsyncioBackend
 from crawler.config import SourceConfig
 from crawler.urls import DEFAULT_PORTS
 
@@ -159,7 +160,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, guard: NetGuard, inner: httpcore.AsyncNetworkBackend | None = None
                  ) -> None:
         self._guard = guard
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
