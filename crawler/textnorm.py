@@ -240,5 +240,8 @@ def _char_class(codes: list[int]) -> str:
     return "[" + "".join(parts) + "]" if parts else "[^\\s\\S]"
 
 
+# A crawl worker converts each article twice, for its tags (normalize_with_origin) and for
+# its hash (normalize_text), a batch of up to 16 articles apart: the second is a lookup.
+@functools.lru_cache(maxsize=64)
 def _to_simplified(text: str) -> str:
     return _t2s().convert(text)
