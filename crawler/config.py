@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from crawler.errors import ConfigError
+from crawler.urls import scheme_and_host
 
 SOURCE_KINDS = ("police", "campus", "gov", "news", "other")
 USER_AGENT = "fraudkb/0.1 (+anti-fraud notice archiver; respects robots.txt)"
@@ -53,14 +54,14 @@ class SourceConfig:
 
     def is_allowed(self, url: str) -> bool:
         """True when `url` is http(s), inside `allow` (or a start host) and not in `deny`."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        scheme, hostname = scheme_and_host(url)
+        if scheme not in ("http", "https") or not hostname:
             return False
         if any(p.search(url) for p in self.deny):
             return False
         if self.allow:
             return any(p.search(url) for p in self.allow)
-        return parts.hostname in _hosts_of(self.start_urls)
+        return hostname in _hosts_of(self.start_urls)
 
     def is_article_url(self, url: str) -> bool | None:
         """True/False when `article` patterns decide; None when the page must decide."""

@@ -11,6 +11,7 @@ Pagination is recognised three ways:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from lxml import etree
@@ -58,7 +59,7 @@ def find_links(page: Page, tree: etree._Element | None = None) -> PageLinks:
         if url is None or url == own_url:
             continue
         text = " ".join(anchor.text_content().split()) if anchor.tag == "a" else ""
-        link = Link(url=url, text=text[:200], is_pagination=_is_pager(text, url))
+        link = _anchor_link(url, text)
         previous = found.get(url)
         if previous is None or (link.is_pagination and not previous.is_pagination):
             found[url] = link
@@ -108,6 +109,13 @@ def _js_int(token: str, html: str) -> int | None:
         return int(token)
     match = re.search(JS_NUMBER_VAR.format(name=re.escape(token)), html)
     return int(match.group(1)) if match else None
+
+
+@functools.lru_cache(maxsize=16384)
+def _anchor_link(url: str, text: str) -> Link:
+    """The Link of an anchor. Memoised (a Link is immutable): navigation and footer links
+    repeat on every page of a site, and each costs a pager test and a record."""
+    return Link(url=url, text=text[:200], is_pagination=_is_pager(text, url))
 
 
 def _is_pager(text: str, url: str) -> bool:

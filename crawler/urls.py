@@ -55,9 +55,23 @@ def resolve_link(base: str, href: str) -> str | None:
     if href.startswith("/") and not href.startswith("//"):
         # Root-relative links (navigation, footers) repeat on every page of a site: they
         # depend only on the page's origin, so their resolution is memoised per origin.
-        parts = urlsplit(base)
-        return _resolve(f"{parts.scheme}://{parts.netloc}/", href)
+        return _resolve(_site_root(base), href)
     return _resolve(base, href)
+
+
+@functools.lru_cache(maxsize=256)
+def _site_root(base: str) -> str:
+    """scheme://netloc/ of a page URL: parsed once per page, not once per link on it."""
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+@functools.lru_cache(maxsize=16384)
+def scheme_and_host(url: str) -> tuple[str, str | None]:
+    """(scheme, lower-case hostname or None) of `url`. Memoised: scope checks run on every
+    link of every page, and a site's navigation links repeat on all of its pages."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname
 
 
 @functools.lru_cache(maxsize=16384)
