@@ -59,7 +59,8 @@ def find_links(page: Page, tree: etree._Element | None = None) -> PageLinks:
         if url is None or url == own_url:
             continue
         text = " ".join(anchor.text_content().split()) if anchor.tag == "a" else ""
-        link = _anchor_link(url, text)
+        # (200 characters are more than any pager text: cutting changes no verdict.)
+        link = _anchor_link(url, text[:200])
         previous = found.get(url)
         if previous is None or (link.is_pagination and not previous.is_pagination):
             found[url] = link
@@ -115,7 +116,7 @@ def _js_int(token: str, html: str) -> int | None:
 def _anchor_link(url: str, text: str) -> Link:
     """The Link of an anchor. Memoised (a Link is immutable): navigation and footer links
     repeat on every page of a site, and each costs a pager test and a record."""
-    return Link(url=url, text=text[:200], is_pagination=_is_pager(text, url))
+    return Link(url=url, text=text, is_pagination=_is_pager(text, url))
 
 
 def _is_pager(text: str, url: str) -> bool:
