@@ -38,6 +38,8 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urldefrag, urljoin, urlsplit
 
+import sniffio
+
 from crawler.config import FetchConfig
 from crawler.errors import FetchError
 from crawler.httpbody import BodyPolicy
@@ -65,12 +67,19 @@ class Fetcher:
 
     async def __aenter__(self) -> Self:
         """Return self; the client is closed on exit."""
+        # httpcore asks sniffio which async library runs at every lock and cancel shield;
+        # told once for this task and those it starts, sniffio no longer looks up the
+        # current task each time (~5 % of the crawl's main process).
+        self._library = sniffio.current_async_library_cvar.set("asyncio")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         """Close the HTTP client."""
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            sniffio.current_async_library_cvar.reset(self._library)
 
     async def aclose(self) -> None:
         """Close the HTTP client and its connections. Idempotent."""
