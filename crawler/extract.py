@@ -78,8 +78,16 @@ BOILERPLATE_RE = re.compile(
 )
 # Every alternative of BOILERPLATE_RE contains one of these characters ("p" for Copyright
 # and ICP): text without any, most prose, is cleared by one character scan, ~3x cheaper
-# than the full pattern. _has_furniture_marker applies both; a test keeps them in step.
+# than the full pattern. _has_furniture_marker applies all three; tests keep them in step.
 BOILERPLATE_HINT_RE = re.compile("[印闭藏体号享篇条辑浏击阅访办技权©备站置p]", re.IGNORECASE)
+# ... and every match holds one of these in the lower-cased text: a third of prose lines
+# pass the character scan (号, 条, 办 and 站 are common words), few hold a keyword. "copyr"
+# and "cp", not "copyright" and "icp": IGNORECASE lets "i" match "ı" and "İ", lower() not.
+FURNITURE_KEYWORDS = (
+    "打印", "关闭", "收藏", "字体", "字号", "分享到", "上一篇", "下一篇", "上一条", "下一条",
+    "责任编辑", "浏览次数", "浏览量", "点击数", "点击量", "阅读次数", "访问次数", "阅读量",
+    "主办单位", "承办单位", "技术支持", "版权所有", "copyr", "©", "cp", "公网安备", "网站标识码",
+    "网站地图", "位置")
 # class/id fragments of furniture containers (share bars, footers, pagers between articles),
 # matched against " class id " of every element that has either; and furniture tags.
 BOILERPLATE_ATTR_RE = re.compile(
@@ -390,8 +398,15 @@ def _is_furniture_line(line: str) -> bool:
 
 
 def _has_furniture_marker(text: str) -> bool:
-    """BOILERPLATE_RE.search(text), with the cheap character test first."""
-    return BOILERPLATE_HINT_RE.search(text) is not None and BOILERPLATE_RE.search(text) is not None
+    """BOILERPLATE_RE.search(text), with the cheap tests first: the character scan, then
+    the keywords (the pattern's ~30 alternatives cost ~10 µs on a line of prose)."""
+    if BOILERPLATE_HINT_RE.search(text) is None:
+        return False
+    lowered = text.lower()
+    for keyword in FURNITURE_KEYWORDS:
+        if keyword in lowered:
+            return BOILERPLATE_RE.search(text) is not None
+    return False
 
 
 def _main_block(tree: lxml.html.HtmlElement) -> etree._Element:

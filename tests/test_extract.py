@@ -18,6 +18,7 @@ from crawler.extract import (
     BOILERPLATE_HINT_RE,
     BOILERPLATE_RE,
     CONTENT_CONTAINER_XPATHS,
+    FURNITURE_KEYWORDS,
     _is_content_container,
     clean_title,
     date_from_url,
@@ -451,3 +452,4 @@ def test_content_container_test_agrees_with_the_container_xpaths() -> None:
 def test_boilerplate_hint_never_hides_a_boilerplate_match(text: str) -> None:
     # Texts that contain a match of BOILERPLATE_RE, each alternative and case variant.
     assert BOILERPLATE_HINT_RE.search(text)
+    assert any(keyword in text.lower() for keyword in FURNITURE_KEYWORDS)
