@@ -75,8 +75,8 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None     # ... by this error (None: a clean close)
         self.reading_paused = False
         self.writing_paused = False
-        self._waiter: asyncio.Future[None] | None = None    # a read waiting for data
-        self._drain: asyncio.Future[None] | None = None     # a write waiting for room
+        self.readable = _Signal()   # data or EOF arrived, for a read waiting on it
+        self.writable = _Signal()   # the transport takes writes again, for a write waiting
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -87,48 +87,52 @@ class _Connection(asyncio.Protocol):
         if len(self.buffer) > READ_BUFFER_HIGH and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()   # type: ignore[union-attr]
-        _wake(self._waiter)
+        self.readable.fire()
 
     def eof_received(self) -> bool:
         self.eof = True
-        _wake(self._waiter)
+        self.readable.fire()
         return False    # close our side too: HTTP/1.1 never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = self.closed = True
         self.error = exc
-        _wake(self._waiter)
-        _wake(self._drain)
+        self.readable.fire()
+        self.writable.fire()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        _wake(self._drain)
+        self.writable.fire()
 
-    async def wait_for_data(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+    def end_reason(self) -> str:
+        """Why no more can be sent, once the connection has gone."""
+        return _describe(self.error) if self.error is not None else "connection closed"
 
-    async def wait_for_room(self) -> None:
-        self._drain = asyncio.get_running_loop().create_future()
+
+class _Signal:
+    """One coroutine parked until the protocol reports an event (httpcore never reads or
+    writes one connection from two tasks at once)."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        self._future = asyncio.get_running_loop().create_future()
         try:
-            await self._drain
+            await self._future
         finally:
-            self._drain = None
+            self._future = None
+
+    def fire(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
 
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -143,7 +147,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if not connection.buffer and not connection.eof:
             try:
                 async with asyncio.timeout(timeout):
-                    await connection.wait_for_data()
+                    await connection.readable.wait()
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout("timed out waiting for data") from exc
         if connection.buffer:
@@ -162,18 +166,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return
         connection = self._connection
         if connection.closed or self._transport.is_closing():
-            raise httpcore.WriteError(_describe(connection.error) if connection.error
-                                      else "connection closed")
+            raise httpcore.WriteError(connection.end_reason())
         self._transport.write(buffer)
         if connection.writing_paused:
             try:
                 async with asyncio.timeout(timeout):
-                    await connection.wait_for_room()
+                    await connection.writable.wait()
             except TimeoutError as exc:
                 raise httpcore.WriteTimeout("timed out sending") from exc
             if connection.closed:
-                raise httpcore.WriteError(_describe(connection.error) if connection.error
-                                          else "connection closed")
+                raise httpcore.WriteError(connection.end_reason())
 
     async def aclose(self) -> None:
         if self._transport.get_extra_info("ssl_object") is not None:
