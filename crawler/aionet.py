@@ -119,10 +119,15 @@ class _Signal:
     def __init__(self) -> None:
         self._future: asyncio.Future[None] | None = None
 
-    async def wait(self) -> None:
+    async def wait(self, timeout: float | None,
+                   timeout_error: type[httpcore.TimeoutException], what: str) -> None:
+        """Until fire(); `timeout_error` (saying `what` timed out) after `timeout` s."""
         self._future = asyncio.get_running_loop().create_future()
         try:
-            await self._future
+            async with asyncio.timeout(timeout):
+                await self._future
+        except TimeoutError as exc:
+            raise timeout_error(f"timed out {what}") from exc
         finally:
             self._future = None
 
@@ -145,11 +150,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         connection = self._connection
         if not connection.buffer and not connection.eof:
-            try:
-                async with asyncio.timeout(timeout):
-                    await connection.readable.wait()
-            except TimeoutError as exc:
-                raise httpcore.ReadTimeout("timed out waiting for data") from exc
+            await connection.readable.wait(timeout, httpcore.ReadTimeout, "waiting for data")
         if connection.buffer:
             data = bytes(connection.buffer[:max_bytes])
             del connection.buffer[:max_bytes]
@@ -169,11 +170,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(connection.end_reason())
         self._transport.write(buffer)
         if connection.writing_paused:
-            try:
-                async with asyncio.timeout(timeout):
-                    await connection.writable.wait()
-            except TimeoutError as exc:
-                raise httpcore.WriteTimeout("timed out sending") from exc
+            await connection.writable.wait(timeout, httpcore.WriteTimeout, "sending")
             if connection.closed:
                 raise httpcore.WriteError(connection.end_reason())
 
