@@ -150,8 +150,8 @@ def _transport(limits: httpx.Limits, guard: NetGuard | None) -> httpx.AsyncHTTPT
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = transport._pool      # httpx offers no public hook for httpcore's backend
     if not hasattr(pool, "_network_backend"):
-        raise RuntimeError("this httpcore has no _network_backend: the network guard "
-                           "cannot check connections; pin httpcore 1.x")
+        raise RuntimeError("this httpcore has no _network_backend: neither our network "
+                           "layer nor the network guard can be installed; pin httpcore 1.x")
     backend = AsyncioBackend()
     pool._network_backend = GuardedBackend(guard, backend) if guard is not None else backend
     return transport

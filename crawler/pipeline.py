@@ -8,7 +8,8 @@ for them: crawler.batching). `concurrency` bounds the requests in flight; pages 
 the CPU stage have a bound of their own (the backlog), so fetching runs ahead of the
 workers instead of waiting on them. The scheduler alone touches the store: its ResultWriter
 (crawler.crawlwrite) writes results in batched transactions together with their frontier
-state, so a kill loses at most the last batch, which is simply fetched again on resume.
+state, so a kill loses at most the last batch and the pages still in the backlog, which are
+simply fetched again on resume.
 The frontier lives in SQLite: memory does not grow with the number of URLs seen.
 
 This loop is the per-URL error boundary: an unexpected exception while handling one URL is

@@ -242,6 +242,16 @@ def _char_class(codes: list[int]) -> str:
 
 # A crawl worker converts each article twice, for its tags (normalize_with_origin) and for
 # its hash (normalize_text), a batch of up to 16 articles apart: the second is a lookup.
-@functools.lru_cache(maxsize=64)
+# Only texts up to MEMO_MAX_CHARS are kept, so the memo stays under ~10 MB.
+MEMO_MAX_CHARS = 20_000
+
+
 def _to_simplified(text: str) -> str:
+    if len(text) > MEMO_MAX_CHARS:
+        return _t2s().convert(text)
+    return _to_simplified_memo(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _to_simplified_memo(text: str) -> str:
     return _t2s().convert(text)
