@@ -200,9 +200,8 @@ async def _client_cpu_per_get(urls: list[str], anyio: bool) -> float:
     from crawler.httpbody import BodyPolicy
     from crawler.httpclient import exchange, make_client
 
-    client = make_client(FetchConfig(), guard=None)
-    if anyio:
-        client._transport._pool._network_backend = httpcore.AnyIOBackend()
+    client = make_client(FetchConfig(), guard=None,
+                         network=httpcore.AnyIOBackend() if anyio else None)
     policy = BodyPolicy(max_bytes=FetchConfig().max_body_bytes, is_page=True)
     in_flight = asyncio.Semaphore(4)
 

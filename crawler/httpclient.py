@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import httpcore
 import httpx
 
 from crawler.aionet import AsyncioBackend
@@ -52,9 +53,11 @@ class Reply:
     is_retryable: bool = False
 
 
-def make_client(config: FetchConfig, guard: NetGuard | None) -> httpx.AsyncClient:
+def make_client(config: FetchConfig, guard: NetGuard | None,
+                network: httpcore.AsyncNetworkBackend | None = None) -> httpx.AsyncClient:
     """The one httpx client of a Fetcher: redirects off (we follow them), Location hidden
-    from httpx (`_take_location`), connections through the guard when there is one."""
+    from httpx (`_take_location`), connections through the guard when there is one, on
+    `network` (default: crawler.aionet's AsyncioBackend; the benchmark compares others)."""
     timeout = httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout,
                             write=config.read_timeout, pool=config.total_timeout)
     limits = httpx.Limits(max_connections=config.max_connections,
@@ -63,7 +66,8 @@ def make_client(config: FetchConfig, guard: NetGuard | None) -> httpx.AsyncClien
                "Accept-Encoding": ACCEPT_ENCODING,
                "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
     return httpx.AsyncClient(follow_redirects=False, timeout=timeout,
-                             transport=_transport(limits, guard), headers=headers,
+                             transport=_transport(limits, guard, network or AsyncioBackend()),
+                             headers=headers,
                              event_hooks={"response": [_take_location]})
 
 
@@ -143,17 +147,17 @@ async def _read_content(response: httpx.Response, policy: BodyPolicy, base: Repl
     return replace(base, outcome=FetchOutcome.OK, body=body)
 
 
-def _transport(limits: httpx.Limits, guard: NetGuard | None) -> httpx.AsyncHTTPTransport:
-    """httpx's transport on our asyncio network layer (crawler.aionet); with a guard, its
-    connections open through GuardedBackend, so the address connected to is one the guard
-    checked (see crawler.netguard)."""
+def _transport(limits: httpx.Limits, guard: NetGuard | None,
+               network: httpcore.AsyncNetworkBackend) -> httpx.AsyncHTTPTransport:
+    """httpx's transport on `network`; with a guard, its connections open through
+    GuardedBackend, so the address connected to is one the guard checked (see
+    crawler.netguard)."""
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = transport._pool      # httpx offers no public hook for httpcore's backend
     if not hasattr(pool, "_network_backend"):
         raise RuntimeError("this httpcore has no _network_backend: neither our network "
                            "layer nor the network guard can be installed; pin httpcore 1.x")
-    backend = AsyncioBackend()
-    pool._network_backend = GuardedBackend(guard, backend) if guard is not None else backend
+    pool._network_backend = GuardedBackend(guard, network) if guard is not None else network
     return transport
 
 
